@@ -1,0 +1,16 @@
+"""mmkd: knowledge distillation for MMDetection 3.x and MMSegmentation 1.x.
+
+Importing mmkd registers its components in the ``mmkd`` registry scope and
+allow-lists the types MMEngine writes into checkpoints, so resuming works
+with ``torch.load(weights_only=True)``.
+"""
+from .utils import allow_mmengine_checkpoint_types
+
+allow_mmengine_checkpoint_types()
+
+from . import adaptors, distillers, losses, masks  # noqa: E402,F401
+from .distillers import Distiller  # noqa: E402
+from .losses import FeatureImitation, PixelwiseKD  # noqa: E402
+
+__version__ = '0.1.0'
+__all__ = ['Distiller', 'FeatureImitation', 'PixelwiseKD', '__version__']

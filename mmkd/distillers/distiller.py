@@ -1,0 +1,208 @@
+"""The single-teacher distiller: one MMEngine model holding a student (any
+mmdet detector or mmseg segmentor, config unchanged) and a frozen teacher.
+
+One training step::
+
+    batch -> student.data_preprocessor -> inputs, data_samples
+       |-> teacher (eval, no_grad, stops after the deepest module read)
+       |-> student.loss(inputs, data_samples) -> task losses
+       '-> every term(student records, teacher records) -> loss_distill_<name>
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.logging import MessageHub
+from mmengine.model import BaseModel
+from mmengine.structures import BaseDataElement
+
+from ..losses.base import DistillTerm, as_levels
+from ..recorders import ModelRecorder, StopForward
+from ..registry import MODELS
+from ..utils import nearest_names
+from .probe import make_probe_batch
+from .teacher import build_frozen_teacher, build_model_in_scope, current_scope
+
+
+@MODELS.register_module()
+class Distiller(BaseModel):
+    """Distil a frozen teacher into a student with named loss terms.
+
+    The teacher is frozen (``requires_grad=False``), in eval mode that
+    ``model.train()`` cannot flip (it is not a submodule), runs under
+    ``torch.no_grad()`` and only as deep as the deepest module any term
+    reads, never computes losses, and is kept out of ``state_dict()``,
+    checkpoints, the optimizer and DDP's gradient reducer. It still follows
+    ``.to()``, ``.cuda()`` and ``.half()``. ``predict``/``tensor`` modes go
+    straight to the student, so val and test evaluate the student.
+
+    Args:
+        student: the student model config (e.g. ``{{_base_.model}}``),
+            built in the config's ``default_scope``.
+        teacher: ``dict(config=..., checkpoint=...)``: the teacher config
+            (a file, ``mmdet::``/``mmseg::`` path, full config or model
+            dict) and its weights (local path or URL), required.
+        distill: ``{name: term config}``; each term becomes a
+            ``loss_distill_<name>`` entry of the loss dict.
+        probe_size: (H, W) of the dummy input used at build time to infer
+            adaptor channels and check shapes. Default (256, 256).
+        data_preprocessor: ignored when ``None`` (the student's own data
+            preprocessor is used, so the user's config is unchanged).
+        init_cfg: MMEngine init config of the distiller.
+    """
+
+    def __init__(self,
+                 student: dict,
+                 teacher: dict,
+                 distill: Dict[str, dict],
+                 probe_size: Tuple[int, int] = (256, 256),
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
+        scope = current_scope()
+        self.student = build_model_in_scope(student, scope)
+        if data_preprocessor is None:
+            self.data_preprocessor = self.student.data_preprocessor
+        teacher = dict(teacher)
+        unknown = set(teacher) - {'config', 'checkpoint', 'strip_prefix'}
+        if unknown or 'config' not in teacher:
+            raise ValueError(
+                'teacher must be dict(config=..., checkpoint=...); '
+                f'got keys {sorted(teacher)}.')
+        # Not a submodule: out of state_dict, parameters(), train() and DDP.
+        object.__setattr__(self, 'teacher', build_frozen_teacher(
+            teacher['config'], teacher.get('checkpoint'), scope,
+            teacher.get('strip_prefix')))
+        self.distill_terms = self._build_terms(distill)
+        self.student_recorder = ModelRecorder(
+            self.student, [t.student_spec for t in self.distill_terms.values()],
+            'student')
+        self.teacher_recorder = ModelRecorder(
+            self.teacher, [t.teacher_spec for t in self.distill_terms.values()],
+            'teacher')
+        self._iteration = 0
+        self._probe_and_setup(tuple(probe_size))
+
+    # -- building -----------------------------------------------------------
+    def _build_terms(self, distill: Dict[str, dict]) -> nn.ModuleDict:
+        if not isinstance(distill, dict) or not distill:
+            raise ValueError('distill must be a non-empty dict of named '
+                             'terms, e.g. dict(fpn=dict(type='
+                             '"FeatureImitation", student="neck", '
+                             'teacher="neck")).')
+        student_modules = dict(self.student.named_modules())
+        teacher_modules = dict(self.teacher.named_modules())
+        terms = nn.ModuleDict()
+        for name, cfg in distill.items():
+            if not name.isidentifier():
+                raise ValueError(f'Term name {name!r} must be a Python '
+                                 'identifier (letters, digits, _).')
+            try:
+                term = MODELS.build(dict(cfg, _scope_='mmkd'))
+            except (TypeError, KeyError, ValueError) as err:
+                raise type(err)(f'Term {name!r} ({cfg.get("type")}): '
+                                f'{err}') from err
+            if not isinstance(term, DistillTerm):
+                raise TypeError(f'Term {name!r}: {type(term).__name__} is '
+                                'not a DistillTerm.')
+            term.name = name
+            for side, spec, modules in (
+                    ('student', term.student_spec, student_modules),
+                    ('teacher', term.teacher_spec, teacher_modules)):
+                if spec.path not in modules or not spec.path:
+                    raise KeyError(
+                        f'Term {name!r}: {side} has no module '
+                        f'{spec.path!r}. Nearest valid paths: '
+                        f'{nearest_names(spec.path, [n for n in modules if n])}.')
+            terms[name] = term
+        return terms
+
+    @torch.no_grad()
+    def _probe_and_setup(self, size: Tuple[int, int]) -> None:
+        """Run both models once on a dummy batch; set up every term."""
+        inputs, samples = make_probe_batch(self.student, size)
+        was_training = self.student.training
+        self.student.eval()
+        try:
+            self.student_recorder.active = True
+            self.student.loss(inputs, samples)
+            self.teacher_recorder.active = True
+            self.teacher(inputs, samples, mode='tensor')
+        finally:
+            self.student_recorder.active = False
+            self.teacher_recorder.active = False
+            self.student.train(was_training)
+        self.teacher_recorder.expected_calls = \
+            self.teacher_recorder.call_counts()
+        for name, term in self.distill_terms.items():
+            student_value = self.student_recorder.get(term.student_spec)
+            teacher_value = self.teacher_recorder.get(term.teacher_spec)
+            term.setup(as_levels(student_value, 'student', name),
+                       as_levels(teacher_value, 'teacher', name),
+                       self.student)
+        self.student_recorder.clear()
+        self.teacher_recorder.clear()
+        self.teacher_recorder.stop_when_complete = True
+
+    # -- nn.Module plumbing for the hidden teacher ---------------------------
+    def _apply(self, fn, *args, **kwargs):
+        """Move/cast the teacher with the distiller (``.to``, ``.cuda``)."""
+        super()._apply(fn, *args, **kwargs)
+        self.teacher._apply(fn, *args, **kwargs)
+        return self
+
+    def train(self, mode: bool = True) -> 'Distiller':
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    # -- forward --------------------------------------------------------------
+    def forward(self,
+                inputs: torch.Tensor,
+                data_samples: Optional[List[BaseDataElement]] = None,
+                mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        return self.student(inputs, data_samples, mode=mode)
+
+    def _current_iteration(self) -> int:
+        """The Runner's iteration (survives resume), else a local count."""
+        hub = MessageHub.get_current_instance()
+        iteration = hub.get_info('iter')
+        return self._iteration if iteration is None else int(iteration)
+
+    @torch.no_grad()
+    def _run_teacher(self, inputs: torch.Tensor,
+                     data_samples: Sequence[BaseDataElement]) -> None:
+        self.teacher_recorder.active = True
+        try:
+            self.teacher(inputs, data_samples, mode='tensor')
+        except StopForward:
+            pass  # every module the terms read has run
+        finally:
+            self.teacher_recorder.active = False
+
+    def loss(self, inputs: torch.Tensor,
+             data_samples: List[BaseDataElement]
+             ) -> Dict[str, Union[torch.Tensor, List[torch.Tensor]]]:
+        """The student's task losses plus one ``loss_distill_<name>`` each
+        term."""
+        self.student_recorder.clear()
+        self.teacher_recorder.clear()
+        self._run_teacher(inputs, data_samples)
+        self.student_recorder.active = True
+        try:
+            losses = self.student.loss(inputs, data_samples)
+        finally:
+            self.student_recorder.active = False
+        iteration = self._current_iteration()
+        for name, term in self.distill_terms.items():
+            losses[f'loss_distill_{name}'] = term(
+                self.student_recorder.get(term.student_spec),
+                self.teacher_recorder.get(term.teacher_spec), data_samples,
+                iteration)
+        self.student_recorder.clear()
+        self.teacher_recorder.clear()
+        self._iteration += 1
+        return losses

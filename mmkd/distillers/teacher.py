@@ -1,0 +1,90 @@
+"""Build a frozen teacher from its config and checkpoint."""
+import os.path as osp
+import re
+from typing import Optional, Tuple, Union
+
+import torch.nn as nn
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import MODELS as ROOT_MODELS
+from mmengine.registry import DefaultScope
+
+from ..utils import load_teacher_weights
+
+
+def current_scope() -> Optional[str]:
+    """The default scope set by the Runner (``'mmdet'``, ``'mmseg'``...)."""
+    scope = DefaultScope.get_current_instance()
+    return scope.scope_name if scope is not None else None
+
+
+def build_model_in_scope(cfg: dict, scope: Optional[str]) -> nn.Module:
+    """Build a model config in ``scope`` (e.g. an unchanged mmdet config)."""
+    if scope is None:
+        raise RuntimeError(
+            'No default scope is set, so mmkd cannot tell whether the model '
+            f'{cfg.get("type")!r} is an mmdet or an mmseg model. Add '
+            'default_scope = "mmdet" (or "mmseg") to the config, or call '
+            'mmengine.registry.init_default_scope first.')
+    with DefaultScope.overwrite_default_scope(scope):
+        return ROOT_MODELS.build(cfg)
+
+
+def resolve_model_config(config: Union[str, dict, Config],
+                         fallback_scope: Optional[str]
+                         ) -> Tuple[ConfigDict, Optional[str]]:
+    """A model config and its scope from a file path, a full config or a
+    model dict.
+
+    Args:
+        config: ``'mmdet::retinanet/retinanet_r101_fpn_1x_coco.py'``, a
+            local ``.py`` path, a full config (with ``model``) or a model
+            config dict.
+        fallback_scope: used when the config names no ``default_scope``.
+    """
+    if isinstance(config, str):
+        if '::' not in config and not osp.isfile(config):
+            raise FileNotFoundError(
+                f'Teacher config not found: {config!r}. Give a local file, '
+                'a package config such as "mmdet::retinanet/'
+                'retinanet_r101_fpn_1x_coco.py", or a dict.')
+        config = Config.fromfile(config)
+    if 'model' in config:
+        return ConfigDict(config['model']), config.get(
+            'default_scope', fallback_scope)
+    if 'type' not in config:
+        raise ValueError('teacher.config must be a config file, a full '
+                         'config with "model", or a model dict with "type".')
+    return ConfigDict(config), fallback_scope
+
+
+def build_frozen_teacher(config: Union[str, dict, Config],
+                         checkpoint: Optional[str],
+                         fallback_scope: Optional[str],
+                         strip_prefix: Optional[str] = None) -> nn.Module:
+    """Build the teacher, load its weights strictly and freeze it.
+
+    The checkpoint is checked before the (possibly large) model is built,
+    so a wrong path fails fast. Frozen means ``requires_grad=False`` for
+    every parameter and eval mode for every module (dropout too).
+
+    Raises:
+        ValueError: no checkpoint was given (a random teacher teaches
+            nothing).
+        FileNotFoundError: the checkpoint or config file does not exist.
+        RuntimeError: the checkpoint does not fit the config.
+    """
+    if not checkpoint:
+        raise ValueError(
+            'teacher.checkpoint is required: a local path or URL of the '
+            'trained teacher weights (a random teacher teaches nothing).')
+    if not re.match(r'^[a-z0-9]+://', checkpoint) and \
+            not osp.isfile(checkpoint):
+        raise FileNotFoundError(
+            f'Teacher checkpoint not found: {checkpoint!r}. Fix '
+            'teacher.checkpoint (a local path or an http(s) URL).')
+    model_cfg, scope = resolve_model_config(config, fallback_scope)
+    teacher = build_model_in_scope(model_cfg, scope)
+    load_teacher_weights(teacher, checkpoint, strip_prefix=strip_prefix)
+    teacher.eval()
+    teacher.requires_grad_(False)
+    return teacher

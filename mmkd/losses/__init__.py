@@ -1,0 +1,6 @@
+from .base import DistillTerm
+from .feature import FeatureImitation, weighted_squared_error
+from .response import PixelwiseKD, pixelwise_kl_divergence
+
+__all__ = ['DistillTerm', 'FeatureImitation', 'PixelwiseKD',
+           'weighted_squared_error', 'pixelwise_kl_divergence']

@@ -1,0 +1,81 @@
+"""The base class of a distillation term."""
+from typing import Any, List, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmengine.structures import BaseDataElement
+
+from ..recorders import ReadSpec
+
+
+def as_levels(value: Any, side: str, term: str) -> List[torch.Tensor]:
+    """A recorded value as a list of tensors, one per level."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)) and value and all(
+            isinstance(v, torch.Tensor) for v in value):
+        return list(value)
+    raise TypeError(
+        f'Term {term!r}: the {side} record is a {type(value).__name__}, not '
+        'a tensor or a tuple of tensors. Read a module whose output (or '
+        'input) is a feature map, e.g. "neck" or "neck.fpn_convs.0".')
+
+
+class DistillTerm(nn.Module):
+    """One distillation term: where it reads, and the loss it computes.
+
+    Subclasses implement :meth:`setup`, called once at build time with the
+    records of a probing forward pass (to infer channels and validate
+    shapes), and :meth:`compute`, which returns the unweighted loss.
+
+    Args:
+        student: student module path, or ``dict(path=..., record=...)``.
+        teacher: teacher module path, or ``dict(path=..., record=...)``.
+        loss_weight: the loss is multiplied by it.
+        warmup_iters: the term is switched off (multiplied by 0, so DDP
+            still sees its parameters used) for the first N iterations;
+            FGFI switches imitation off for the first 400.
+    """
+
+    def __init__(self,
+                 student: Union[str, dict],
+                 teacher: Union[str, dict],
+                 loss_weight: float = 1.0,
+                 warmup_iters: int = 0) -> None:
+        super().__init__()
+        self.student_spec = ReadSpec.parse(student)
+        self.teacher_spec = ReadSpec.parse(teacher)
+        self.loss_weight = loss_weight
+        self.warmup_iters = warmup_iters
+        self.name = type(self).__name__
+
+    def setup(self, student_levels: List[torch.Tensor],
+              teacher_levels: List[torch.Tensor],
+              student_model: nn.Module) -> None:
+        """Check shapes and build what depends on them (e.g. adaptors)."""
+
+    def check_level_count(self, student_levels: Sequence[torch.Tensor],
+                          teacher_levels: Sequence[torch.Tensor]) -> None:
+        if len(student_levels) != len(teacher_levels):
+            raise ValueError(
+                f'Term {self.name!r}: student {self.student_spec} gives '
+                f'{len(student_levels)} level(s) '
+                f'{[tuple(t.shape) for t in student_levels]} but teacher '
+                f'{self.teacher_spec} gives {len(teacher_levels)} '
+                f'{[tuple(t.shape) for t in teacher_levels]}: read places '
+                'with the same number of levels.')
+
+    def compute(self, student_levels: List[torch.Tensor],
+                teacher_levels: List[torch.Tensor],
+                data_samples: Sequence[BaseDataElement]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, student_value: Any, teacher_value: Any,
+                data_samples: Sequence[BaseDataElement],
+                iteration: int) -> torch.Tensor:
+        """The weighted loss; zero (but connected) during warm-up."""
+        student_levels = as_levels(student_value, 'student', self.name)
+        teacher_levels = as_levels(teacher_value, 'teacher', self.name)
+        loss = self.compute(student_levels, teacher_levels, data_samples)
+        weight = 0.0 if iteration < self.warmup_iters else self.loss_weight
+        return loss * weight

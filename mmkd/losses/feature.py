@@ -1,0 +1,140 @@
+"""Feature imitation: regress teacher features from adapted student features.
+
+Hint learning / FitNets (Romero et al., ICLR 2015), the hint loss of Chen et
+al. (NeurIPS 2017, ``‖V − A(Z)‖²``, γ = 0.5) and fine-grained feature
+imitation FGFI (Wang et al., CVPR 2019, masked, λ = 0.01) share one form:
+a squared error between ``A(student)`` and the teacher, optionally weighted
+per location by a mask.
+"""
+from typing import List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmengine.structures import BaseDataElement
+
+from ..adaptors import align_spatial
+from ..registry import MODELS
+from .base import DistillTerm
+
+NORMALIZATIONS = ('mean', 'fgfi')
+
+
+def weighted_squared_error(student: torch.Tensor, teacher: torch.Tensor,
+                           weight: Optional[torch.Tensor] = None
+                           ) -> torch.Tensor:
+    """``Σ w·(s − t)²`` over every element, in float32.
+
+    Args:
+        student: (N, C, H, W).
+        teacher: (N, C, H, W).
+        weight: (N, 1, H, W) per-location weights, or ``None`` for ones.
+    """
+    diff = (student.float() - teacher.float()).pow(2)
+    if weight is not None:
+        diff = diff * weight.float()
+    return diff.sum()
+
+
+@MODELS.register_module()
+class FeatureImitation(DistillTerm):
+    """Squared-error imitation of teacher features through adaptors.
+
+    One adaptor per level (a 1×1 conv by default) maps student channels to
+    teacher channels; both counts are inferred by probing the models. The
+    adapted student map is resized to the teacher's H×W when they differ.
+
+    Normalisation, with ``W`` the mask (ones without a mask), ``C_l`` the
+    channels of level ``l``:
+
+    - ``'mean'`` (default): per level the weighted mean
+      ``Σ W·(A(s) − t)² / (C_l · ΣW)``, summed over levels. Without a mask
+      this is ``F.mse_loss`` per level.
+    - ``'fgfi'``: FGFI's ``Σ_l Σ W·(A(s) − t)² / (2·N_p)``, ``N_p = ΣW``
+      over all levels (the positives), channels summed.
+
+    A batch whose mask is empty gives a loss of 0.
+
+    Args:
+        student: student module path (e.g. ``'neck'``).
+        teacher: teacher module path.
+        adaptor: adaptor config (``in``/``out`` channels are filled in), or
+            ``None`` to compare raw features (channels must then match).
+        mask: mask config, e.g. ``dict(type='FGFIMask', thr=0.5)``.
+        normalize: ``'mean'`` or ``'fgfi'``, see above.
+        loss_weight: multiplier; FGFI uses 0.01, Chen et al. γ = 0.5.
+        warmup_iters: iterations with the term switched off.
+    """
+
+    def __init__(self,
+                 student: Union[str, dict],
+                 teacher: Union[str, dict],
+                 adaptor: Optional[dict] = dict(type='ConvAdaptor'),
+                 mask: Optional[dict] = None,
+                 normalize: str = 'mean',
+                 loss_weight: float = 1.0,
+                 warmup_iters: int = 0) -> None:
+        super().__init__(student, teacher, loss_weight, warmup_iters)
+        if normalize not in NORMALIZATIONS:
+            raise ValueError(f'normalize must be one of {NORMALIZATIONS}, '
+                             f'got {normalize!r}.')
+        self.adaptor_cfg = adaptor
+        self.normalize = normalize
+        self.mask = MODELS.build(dict(mask, _scope_='mmkd')) if mask else None
+        self.adaptors = nn.ModuleList()
+
+    def setup(self, student_levels: List[torch.Tensor],
+              teacher_levels: List[torch.Tensor],
+              student_model: nn.Module) -> None:
+        self.check_level_count(student_levels, teacher_levels)
+        for level, (s, t) in enumerate(zip(student_levels, teacher_levels)):
+            if s.dim() != 4 or t.dim() != 4:
+                raise ValueError(
+                    f'Term {self.name!r} level {level}: feature imitation '
+                    f'needs (N, C, H, W) maps; student {self.student_spec} '
+                    f'is {tuple(s.shape)}, teacher {self.teacher_spec} is '
+                    f'{tuple(t.shape)}.')
+            if self.adaptor_cfg is None:
+                if s.shape[1] != t.shape[1]:
+                    raise ValueError(
+                        f'Term {self.name!r} level {level}: student '
+                        f'{tuple(s.shape)} and teacher {tuple(t.shape)} '
+                        'differ in channels and adaptor=None; set an '
+                        'adaptor such as dict(type="ConvAdaptor").')
+                continue
+            cfg = dict(self.adaptor_cfg, _scope_='mmkd')
+            cfg.setdefault('in_channels', s.shape[1])
+            cfg.setdefault('out_channels', t.shape[1])
+            if (cfg['in_channels'], cfg['out_channels']) != \
+                    (s.shape[1], t.shape[1]):
+                raise ValueError(
+                    f'Term {self.name!r} level {level}: adaptor channels '
+                    f'{cfg["in_channels"]}->{cfg["out_channels"]} do not '
+                    f'map student {tuple(s.shape)} to teacher '
+                    f'{tuple(t.shape)}; leave them out to infer them.')
+            self.adaptors.append(MODELS.build(cfg))
+        if self.mask is not None:
+            self.mask.setup(student_model)
+
+    def compute(self, student_levels: List[torch.Tensor],
+                teacher_levels: List[torch.Tensor],
+                data_samples: Sequence[BaseDataElement]) -> torch.Tensor:
+        if self.adaptors:
+            student_levels = [adaptor(s) for adaptor, s in
+                              zip(self.adaptors, student_levels)]
+        student_levels = [align_spatial(s, t.shape[-2:])
+                          for s, t in zip(student_levels, teacher_levels)]
+        weights = [None] * len(teacher_levels)
+        if self.mask is not None:
+            weights = self.mask([t.shape for t in teacher_levels],
+                                data_samples, teacher_levels[0].device)
+        errors = [weighted_squared_error(s, t, w) for s, t, w in
+                  zip(student_levels, teacher_levels, weights)]
+        counts = [w.sum() if w is not None else
+                  t.new_tensor(t.numel() / t.shape[1]).float()
+                  for t, w in zip(teacher_levels, weights)]
+        if self.normalize == 'fgfi':
+            total = sum(counts)
+            return sum(errors) / (2 * total.clamp(min=1))
+        # an empty mask has zero error too, so clamping gives exactly 0
+        return sum(e / (t.shape[1] * c.clamp(min=1e-6))
+                   for e, t, c in zip(errors, teacher_levels, counts))

@@ -1,0 +1,147 @@
+"""Which feature-map locations a feature-imitation term weighs, and how much.
+
+A mask maps the feature shapes of every level and the batch's ground truth
+to one weight map per level, shaped (N, 1, H, W). Boxes are in the
+coordinates of the padded batch input; a level's stride is the batch input
+size divided by its feature size.
+"""
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.structures import BaseDataElement
+
+from .registry import MODELS
+
+Shape = Tuple[int, ...]
+
+
+def _gt_boxes(sample: BaseDataElement) -> torch.Tensor:
+    bboxes = sample.gt_instances.bboxes
+    return getattr(bboxes, 'tensor', bboxes)  # mmdet HorizontalBoxes
+
+
+def _batch_input_shape(samples: Sequence[BaseDataElement]) -> Tuple[int, int]:
+    return tuple(samples[0].metainfo['batch_input_shape'])
+
+
+class FeatureMask(nn.Module):
+    """Base class: ``forward`` returns one (N, 1, H, W) weight map a level."""
+
+    def setup(self, student: nn.Module) -> None:
+        """Bind to the student model once, at build time."""
+
+    def forward(self, shapes: Sequence[Shape],
+                data_samples: Sequence[BaseDataElement],
+                device: torch.device) -> List[torch.Tensor]:
+        raise NotImplementedError
+
+
+@MODELS.register_module()
+class GtBoxMask(FeatureMask):
+    """Weight 1 on locations covered by a ground-truth box, else ``bg_weight``.
+
+    A location (a cell of the feature grid) is foreground when its cell
+    overlaps a box, so every box covers at least one cell on every level.
+    This is the focal mask of FGD (Yang et al., CVPR 2022) without its scale
+    weighting, and with ``bg_weight > 0`` a background-weighted imitation.
+
+    Args:
+        bg_weight: weight of background locations. Default 0 (foreground
+            only).
+    """
+
+    def __init__(self, bg_weight: float = 0.0) -> None:
+        super().__init__()
+        self.bg_weight = bg_weight
+
+    def forward(self, shapes: Sequence[Shape],
+                data_samples: Sequence[BaseDataElement],
+                device: torch.device) -> List[torch.Tensor]:
+        in_h, in_w = _batch_input_shape(data_samples)
+        masks = []
+        for shape in shapes:
+            h, w = shape[-2:]
+            mask = torch.full((len(data_samples), 1, h, w), self.bg_weight,
+                              device=device)
+            for i, sample in enumerate(data_samples):
+                boxes = _gt_boxes(sample).to(device).float()
+                scale = boxes.new_tensor([w / in_w, h / in_h] * 2)
+                for x1, y1, x2, y2 in (boxes * scale).tolist():
+                    c1, r1 = max(math.floor(x1), 0), max(math.floor(y1), 0)
+                    c2 = min(max(math.ceil(x2), c1 + 1), w)
+                    r2 = min(max(math.ceil(y2), r1 + 1), h)
+                    mask[i, 0, r1:r2, c1:c2] = 1
+            masks.append(mask)
+        return masks
+
+
+@MODELS.register_module()
+class FGFIMask(FeatureMask):
+    """Fine-grained imitation mask (Wang et al., CVPR 2019).
+
+    For every gt box k the IoU with all anchors of all levels is computed;
+    ``thr_k = thr * max IoU_k`` (ψ = 0.5 in the paper). A location is
+    foreground when any of its anchors has IoU > ``thr_k`` with any box
+    (OR over boxes). With an FPN the maximum is taken over the anchors of
+    every level together. The anchors come from the student's own anchor
+    generator, so the mask matches the detector being trained.
+
+    Args:
+        thr: the ratio ψ of each box's best IoU. Default 0.5.
+        prior_generator: module path of the anchor generator in the student;
+            default: the first of ``bbox_head.prior_generator`` and
+            ``rpn_head.prior_generator`` that exists.
+    """
+
+    def __init__(self, thr: float = 0.5,
+                 prior_generator: Optional[str] = None) -> None:
+        super().__init__()
+        self.thr = thr
+        self.prior_generator_path = prior_generator
+        self._generator = None
+
+    def setup(self, student: nn.Module) -> None:
+        paths = [self.prior_generator_path] if self.prior_generator_path \
+            else ['bbox_head.prior_generator', 'rpn_head.prior_generator']
+        for path in paths:
+            obj = student
+            for part in path.split('.'):
+                obj = getattr(obj, part, None)
+            if obj is not None and hasattr(obj, 'grid_priors'):
+                self._generator = obj
+                return
+        raise ValueError(
+            f'FGFIMask needs an anchor generator in the student; none found '
+            f'at {paths}. Set prior_generator= to its attribute path.')
+
+    def forward(self, shapes: Sequence[Shape],
+                data_samples: Sequence[BaseDataElement],
+                device: torch.device) -> List[torch.Tensor]:
+        from mmdet.structures.bbox import bbox_overlaps
+        generator = self._generator
+        if generator is None:
+            raise RuntimeError('FGFIMask.setup() was not called.')
+        sizes = [tuple(s[-2:]) for s in shapes]
+        if len(sizes) != generator.num_levels:
+            raise ValueError(
+                f'FGFIMask: {len(sizes)} feature levels but the anchor '
+                f'generator has {generator.num_levels}.')
+        anchors = generator.grid_priors(sizes, device=device)
+        counts = [len(a) for a in anchors]
+        all_anchors = torch.cat(anchors)
+        masks = [torch.zeros(len(data_samples), 1, h, w, device=device)
+                 for h, w in sizes]
+        for i, sample in enumerate(data_samples):
+            boxes = _gt_boxes(sample).to(device).float()
+            if len(boxes) == 0:
+                continue
+            ious = bbox_overlaps(boxes, all_anchors)  # (K, total anchors)
+            best = ious.max(dim=1, keepdim=True).values
+            hit = ((ious > self.thr * best) & (best > 0)).any(dim=0)
+            for level, (part, (h, w)) in enumerate(
+                    zip(hit.split(counts), sizes)):
+                # mmdet orders priors location-major: (y * W + x) * A + a
+                masks[level][i, 0] = part.view(h, w, -1).any(dim=-1).float()
+        return masks

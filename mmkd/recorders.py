@@ -1,0 +1,141 @@
+"""Record what modules read or produce, by module path, with forward hooks.
+
+A path names a submodule as in ``model.named_modules()``: ``neck`` (every
+FPN level, as the tuple the neck returns), ``neck.fpn_convs.2``,
+``backbone.layer3`` or ``decode_head.conv_seg``. A module called several
+times in one forward (a head conv shared by the FPN levels) is recorded as
+the tuple of its outputs, one per call.
+
+Records are kept only while the recorder is active and cleared at the start
+of every step, so predict/val/test never hold features in memory.
+"""
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+
+import torch.nn as nn
+
+from .utils import nearest_names
+
+READ_KINDS = ('output', 'input')
+
+
+class StopForward(Exception):
+    """Raised by a hook once every record a model must supply is taken.
+
+    It lets the teacher stop after the deepest module any term reads, so
+    e.g. its heads never run when only its neck is distilled.
+    """
+
+
+@dataclass(frozen=True)
+class ReadSpec:
+    """Where a distillation term reads: a module path and what to record.
+
+    Args:
+        path: dotted module path, as in ``model.named_modules()``.
+        record: ``'output'`` (default) or ``'input'`` (the positional
+            arguments of the module's forward; one tensor when there is
+            only one).
+    """
+    path: str
+    record: str = 'output'
+
+    @classmethod
+    def parse(cls, spec: Union[str, dict, 'ReadSpec']) -> 'ReadSpec':
+        """Accept ``'neck'`` or ``dict(path='neck', record='input')``."""
+        if isinstance(spec, ReadSpec):
+            return spec
+        if isinstance(spec, str):
+            return cls(spec)
+        if isinstance(spec, dict) and set(spec) <= {'path', 'record'} \
+                and 'path' in spec:
+            return cls(**spec)
+        raise TypeError(
+            f'A module reference must be a path string such as "neck" or '
+            f'dict(path="neck", record="output"|"input"); got {spec!r}.')
+
+    def __str__(self) -> str:
+        return self.path if self.record == 'output' else \
+            f'{self.path} ({self.record})'
+
+
+class ModelRecorder:
+    """Forward hooks on the modules of one model, keyed by :class:`ReadSpec`.
+
+    Args:
+        model: the model to record from.
+        specs: where to record.
+        model_name: ``'student'`` or ``'teacher'``, for error messages.
+
+    Raises:
+        KeyError: a path names no submodule; the message lists the nearest
+            valid paths.
+    """
+
+    def __init__(self, model: nn.Module, specs: Iterable[ReadSpec],
+                 model_name: str) -> None:
+        self.model_name = model_name
+        self.specs: List[ReadSpec] = list(dict.fromkeys(specs))
+        self.active = False
+        self.stop_when_complete = False
+        self.expected_calls: Dict[ReadSpec, int] = {}
+        self._calls: Dict[ReadSpec, List[Any]] = {}
+        self._handles = []
+        modules = dict(model.named_modules())
+        for spec in self.specs:
+            if spec.record not in READ_KINDS:
+                raise ValueError(
+                    f'record must be one of {READ_KINDS}, got '
+                    f'{spec.record!r} for {model_name} path {spec.path!r}.')
+            if spec.path not in modules or spec.path == '':
+                raise KeyError(self.unknown_path_message(spec.path, modules))
+            hook = self._make_hook(spec)
+            self._handles.append(modules[spec.path].register_forward_hook(hook))
+
+    def unknown_path_message(self, path: str, modules: Dict[str, nn.Module],
+                             term: Optional[str] = None) -> str:
+        where = f' (term {term!r})' if term else ''
+        names = [n for n in modules if n]
+        return (f'{self.model_name} has no module {path!r}{where}. Nearest '
+                f'valid paths: {nearest_names(path, names)}.')
+
+    def _make_hook(self, spec: ReadSpec):
+
+        def hook(module: nn.Module, args: Tuple, output: Any) -> None:
+            if not self.active:
+                return
+            if spec.record == 'output':
+                value = output
+            else:
+                value = args[0] if len(args) == 1 else tuple(args)
+            self._calls.setdefault(spec, []).append(value)
+            if self.stop_when_complete and self.complete():
+                raise StopForward
+
+        return hook
+
+    def complete(self) -> bool:
+        """Whether every spec has been called as often as in the probe."""
+        return all(
+            len(self._calls.get(spec, ())) >= self.expected_calls.get(spec, 1)
+            for spec in self.specs)
+
+    def clear(self) -> None:
+        self._calls = {}
+
+    def call_counts(self) -> Dict[ReadSpec, int]:
+        return {spec: len(self._calls.get(spec, ())) for spec in self.specs}
+
+    def get(self, spec: ReadSpec) -> Any:
+        """The recorded value: one call's value, or a tuple of all calls."""
+        calls = self._calls.get(spec)
+        if not calls:
+            raise RuntimeError(
+                f'{self.model_name} module {spec} was not executed in this '
+                'forward pass, so there is nothing to distil from it.')
+        return calls[0] if len(calls) == 1 else tuple(calls)
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []

@@ -1,0 +1,151 @@
+"""Checkpoint loading that keeps ``torch.load(weights_only=True)`` on.
+
+PyTorch >= 2.6 unpickles checkpoints with ``weights_only=True`` by default,
+and MMEngine 0.10.7 does not say otherwise, so its own resume checkpoints
+(``HistoryBuffer`` in the message hub, NumPy arrays and scalars) fail to
+load. Rather than turning the safety off (which would also let a teacher
+checkpoint downloaded from the internet run arbitrary code), we allow-list
+exactly the types MMEngine writes.
+"""
+import os.path as osp
+import re
+from collections import OrderedDict
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+_ALLOWED = False
+
+
+def _numpy_safe_globals() -> List[object]:
+    """Types NumPy needs to unpickle arrays, dtypes and scalars."""
+    try:  # NumPy >= 2 moved the private module
+        from numpy._core import multiarray
+    except ImportError:  # pragma: no cover - NumPy 1.x
+        from numpy.core import multiarray
+    types: List[object] = [multiarray._reconstruct, multiarray.scalar,
+                           np.ndarray, np.dtype]
+    dtypes = getattr(np, 'dtypes', None)  # NumPy >= 1.25
+    if dtypes is not None:
+        types += [getattr(dtypes, name) for name in dir(dtypes)
+                  if name.endswith('DType')]
+    return types
+
+
+def allow_mmengine_checkpoint_types() -> None:
+    """Allow-list the types MMEngine puts in checkpoints for safe loading.
+
+    Idempotent. Does nothing on PyTorch versions without
+    ``torch.serialization.add_safe_globals`` (< 2.4), which load with
+    ``weights_only=False`` by default anyway.
+    """
+    global _ALLOWED
+    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
+    if _ALLOWED or add_safe_globals is None:
+        return
+    from mmengine.logging import HistoryBuffer
+    add_safe_globals([HistoryBuffer, OrderedDict, *_numpy_safe_globals()])
+    _ALLOWED = True
+
+
+def _is_url(path: str) -> bool:
+    return re.match(r'^(https?|s3)://', path) is not None
+
+
+def load_state_dict_file(path: str,
+                         map_location: str = 'cpu') -> Dict[str, object]:
+    """Load a checkpoint file or URL with ``weights_only=True``.
+
+    Args:
+        path: local file path or ``http(s)://`` URL (downloaded once into
+            the torch hub cache).
+        map_location: passed to :func:`torch.load`.
+
+    Returns:
+        The unpickled checkpoint (usually a dict with ``state_dict``).
+
+    Raises:
+        FileNotFoundError: the local file does not exist.
+        RuntimeError: the file is not a checkpoint PyTorch can read safely.
+    """
+    allow_mmengine_checkpoint_types()
+    if _is_url(path):
+        return torch.hub.load_state_dict_from_url(
+            path, map_location=map_location, weights_only=True)
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'Checkpoint file not found: {path!r}. Give an existing local '
+            'path or an http(s) URL.')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # corrupt or unsafe pickle
+        raise RuntimeError(
+            f'Could not load checkpoint {path!r} with weights_only=True: '
+            f'{err}. Is it a complete PyTorch/MMEngine checkpoint?') from err
+
+
+def _extract_state_dict(checkpoint: object, source: str) -> Dict[str, object]:
+    if isinstance(checkpoint, dict) and 'state_dict' in checkpoint:
+        checkpoint = checkpoint['state_dict']
+    if not isinstance(checkpoint, dict) or not all(
+            isinstance(k, str) for k in checkpoint):
+        raise RuntimeError(f'{source!r} holds no state dict.')
+    return OrderedDict(
+        (re.sub(r'^module\.', '', key), value)
+        for key, value in checkpoint.items())
+
+
+def _preview(keys: List[str], limit: int = 10) -> str:
+    shown = ', '.join(keys[:limit])
+    more = f' ... (+{len(keys) - limit} more)' if len(keys) > limit else ''
+    return f'{shown}{more}'
+
+
+def load_teacher_weights(model: nn.Module,
+                         checkpoint: str,
+                         strip_prefix: Optional[str] = None) -> None:
+    """Load ``checkpoint`` into ``model`` strictly, with a readable error.
+
+    Args:
+        model: the teacher model built from its config.
+        checkpoint: local path or URL.
+        strip_prefix: optional key prefix to remove first (e.g.
+            ``'student.'`` to use an mmkd checkpoint as a teacher).
+
+    Raises:
+        FileNotFoundError: the checkpoint does not exist.
+        RuntimeError: keys or shapes do not fit the model; the message
+            lists the missing and unexpected keys.
+    """
+    state_dict = _extract_state_dict(
+        load_state_dict_file(checkpoint), checkpoint)
+    if strip_prefix:
+        state_dict = OrderedDict(
+            (k[len(strip_prefix):], v) for k, v in state_dict.items()
+            if k.startswith(strip_prefix))
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    mismatched = sorted(
+        f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
+        f'{tuple(own[k].shape)}' for k in set(own) & set(state_dict)
+        if hasattr(state_dict[k], 'shape')
+        and tuple(state_dict[k].shape) != tuple(own[k].shape))
+    if missing or unexpected or mismatched:
+        lines = [f'Teacher checkpoint {checkpoint!r} does not fit the '
+                 'teacher config.']
+        if missing:
+            lines.append(f'  missing keys ({len(missing)}): '
+                         f'{_preview(missing)}')
+        if unexpected:
+            lines.append(f'  unexpected keys ({len(unexpected)}): '
+                         f'{_preview(unexpected)}')
+        if mismatched:
+            lines.append(f'  shape mismatches ({len(mismatched)}): '
+                         f'{_preview(mismatched, 5)}')
+        lines.append('Check that teacher.config is the config this '
+                     'checkpoint was trained with.')
+        raise RuntimeError('\n'.join(lines))
+    model.load_state_dict(state_dict, strict=True)
