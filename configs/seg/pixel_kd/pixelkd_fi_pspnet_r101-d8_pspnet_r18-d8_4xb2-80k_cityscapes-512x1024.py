@@ -1,0 +1,23 @@
+# Pixel-wise KD (Liu et al., SKD, CVPR 2019; T = 1, weight 10) on the score
+# maps plus hint-style feature imitation of the decode head's bottleneck
+# through a 1×1 adaptor (128 -> 512 channels), PSPNet-R101 -> PSPNet-R18 on
+# Cityscapes. The student config is MMSegmentation's own, unchanged.
+_base_ = 'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py'
+custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
+
+teacher_ckpt = 'https://download.openmmlab.com/mmsegmentation/v0.5/pspnet/pspnet_r101-d8_512x1024_80k_cityscapes/pspnet_r101-d8_512x1024_80k_cityscapes_20200606_112211-e1e1100f.pth'  # noqa: E501
+
+model = dict(
+    _delete_=True,
+    type='mmkd.Distiller',
+    student={{_base_.model}},
+    teacher=dict(
+        config='mmseg::pspnet/pspnet_r101-d8_4xb2-80k_cityscapes-512x1024.py',
+        checkpoint=teacher_ckpt),
+    distill=dict(
+        logits=dict(type='PixelwiseKD', student='decode_head.conv_seg',
+                    teacher='decode_head.conv_seg', temperature=1.0,
+                    loss_weight=10.0),
+        bottleneck=dict(type='FeatureImitation',
+                        student='decode_head.bottleneck',
+                        teacher='decode_head.bottleneck', loss_weight=0.5)))
