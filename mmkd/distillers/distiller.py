@@ -22,6 +22,7 @@ from ..registry import MODELS
 from ..utils import nearest_names
 from .probe import make_probe_batch
 from .teacher import build_frozen_teacher, build_model_in_scope, current_scope
+from .teacher_inputs import TeacherInputConverter
 
 
 @MODELS.register_module()
@@ -64,6 +65,17 @@ class Distiller(BaseModel):
         self.student = build_model_in_scope(student, scope)
         if data_preprocessor is None:
             self.data_preprocessor = self.student.data_preprocessor
+        # Whatever the teacher, adaptors and probe draw from the RNG, the
+        # student (built above, initialised later) sees the same random
+        # stream as when trained alone with the same seed.
+        with torch.random.fork_rng(devices=[]):
+            self._build_teacher_and_terms(teacher, distill, scope,
+                                          tuple(probe_size))
+
+    # -- building -----------------------------------------------------------
+    def _build_teacher_and_terms(self, teacher: dict, distill: Dict[str, dict],
+                                 scope: Optional[str],
+                                 probe_size: Tuple[int, int]) -> None:
         teacher = dict(teacher)
         unknown = set(teacher) - {'config', 'checkpoint', 'strip_prefix'}
         if unknown or 'config' not in teacher:
@@ -74,6 +86,9 @@ class Distiller(BaseModel):
         object.__setattr__(self, 'teacher', build_frozen_teacher(
             teacher['config'], teacher.get('checkpoint'), scope,
             teacher.get('strip_prefix')))
+        # None when both models normalise images the same way
+        self.teacher_input_converter = TeacherInputConverter.between(
+            self.student.data_preprocessor, self.teacher.data_preprocessor)
         self.distill_terms = self._build_terms(distill)
         self.student_recorder = ModelRecorder(
             self.student, [t.student_spec for t in self.distill_terms.values()],
@@ -82,9 +97,8 @@ class Distiller(BaseModel):
             self.teacher, [t.teacher_spec for t in self.distill_terms.values()],
             'teacher')
         self._iteration = 0
-        self._probe_and_setup(tuple(probe_size))
+        self._probe_and_setup(probe_size)
 
-    # -- building -----------------------------------------------------------
     def _build_terms(self, distill: Dict[str, dict]) -> nn.ModuleDict:
         if not isinstance(distill, dict) or not distill:
             raise ValueError('distill must be a non-empty dict of named '
@@ -127,8 +141,7 @@ class Distiller(BaseModel):
         try:
             self.student_recorder.active = True
             self.student.loss(inputs, samples)
-            self.teacher_recorder.active = True
-            self.teacher(inputs, samples, mode='tensor')
+            self._run_teacher(inputs, samples)
         finally:
             self.student_recorder.active = False
             self.teacher_recorder.active = False
@@ -175,6 +188,8 @@ class Distiller(BaseModel):
     @torch.no_grad()
     def _run_teacher(self, inputs: torch.Tensor,
                      data_samples: Sequence[BaseDataElement]) -> None:
+        if self.teacher_input_converter is not None:
+            inputs = self.teacher_input_converter(inputs)
         self.teacher_recorder.active = True
         try:
             self.teacher(inputs, data_samples, mode='tensor')

@@ -87,6 +87,20 @@ def test_predict_goes_to_the_student(det_teacher_ckpt):
     assert all(torch.equal(a, b) for a, b in zip(ours[0], plain[0]))
 
 
+def test_student_initialisation_ignores_the_teacher(det_teacher_ckpt):
+    """Same seed, same student weights, with or without distillation."""
+    from mmengine.registry import MODELS
+    torch.manual_seed(1)
+    alone = MODELS.build(tiny_retinanet(8, 16))
+    alone.init_weights()
+    torch.manual_seed(1)
+    model = _det_distiller(det_teacher_ckpt)
+    model.student.init_weights()
+    for (name, a), b in zip(alone.state_dict().items(),
+                            model.student.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
 def test_to_moves_and_casts_the_teacher(det_teacher_ckpt):
     model = _det_distiller(det_teacher_ckpt).to(torch.float64)
     assert next(model.teacher.parameters()).dtype == torch.float64
@@ -136,12 +150,16 @@ def test_incompatible_levels_fail_at_build(det_teacher_ckpt):
             teacher='neck.fpn_convs.0')))
 
 
-def test_warmup_follows_the_iteration(det_teacher_ckpt):
+def test_warmup_follows_the_runner_iteration(det_teacher_ckpt):
+    from mmengine.logging import MessageHub
     model = _det_distiller(det_teacher_ckpt, distill=dict(fpn=dict(
         type='FeatureImitation', student='neck', teacher='neck',
-        warmup_iters=1)))
+        warmup_iters=5)))
     batch = _batch(model)
+    hub = MessageHub.get_instance('warmup-test')  # what the Runner updates
+    hub.update_info('iter', 4)
     assert model.loss(*batch)['loss_distill_fpn'].item() == 0
+    hub.update_info('iter', 5)  # e.g. after resuming at iteration 5
     assert model.loss(*batch)['loss_distill_fpn'].item() > 0
 
 

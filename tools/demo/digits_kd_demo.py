@@ -98,8 +98,9 @@ def runner_config(model: dict, data_root: str, work_dir: str, iters: int,
         val_evaluator=dict(type='CocoMetric',
                            ann_file=osp.join(data_root, 'val.json'),
                            metric='bbox'),
+        # evaluated once after training, outside the timed part
         train_cfg=dict(type='IterBasedTrainLoop', max_iters=iters,
-                       val_interval=iters + 1),
+                       val_begin=iters + 1, val_interval=iters + 1),
         val_cfg=dict(type='ValLoop'),
         optim_wrapper=dict(
             optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),

@@ -1,0 +1,40 @@
+import torch
+from mmengine.model import ImgDataPreprocessor
+
+from mmkd.distillers.teacher_inputs import TeacherInputConverter
+
+PYTORCH_STYLE = dict(mean=[123.675, 116.28, 103.53],
+                     std=[58.395, 57.12, 57.375], bgr_to_rgb=True)
+CAFFE_STYLE = dict(mean=[103.53, 116.28, 123.675], std=[1.0, 1.0, 1.0],
+                   bgr_to_rgb=False)
+
+
+def _preprocess(pre, images):
+    return pre(dict(inputs=[img for img in images]), False)['inputs']
+
+
+def test_converts_pytorch_style_inputs_to_caffe_style():
+    student, teacher = (ImgDataPreprocessor(**PYTORCH_STYLE),
+                        ImgDataPreprocessor(**CAFFE_STYLE))
+    images = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    converter = TeacherInputConverter.between(student, teacher)
+    assert converter is not None
+    converted = converter(_preprocess(student, images))
+    torch.testing.assert_close(converted, _preprocess(teacher, images),
+                               atol=1e-3, rtol=1e-5)
+
+
+def test_identical_preprocessors_need_no_converter():
+    assert TeacherInputConverter.between(
+        ImgDataPreprocessor(**PYTORCH_STYLE),
+        ImgDataPreprocessor(**PYTORCH_STYLE)) is None
+
+
+def test_unnormalised_student_to_normalised_teacher():
+    student = ImgDataPreprocessor()
+    teacher = ImgDataPreprocessor(**PYTORCH_STYLE)
+    images = torch.randint(0, 256, (1, 3, 4, 4), dtype=torch.uint8)
+    converter = TeacherInputConverter.between(student, teacher)
+    torch.testing.assert_close(converter(_preprocess(student, images)),
+                               _preprocess(teacher, images),
+                               atol=1e-4, rtol=1e-5)

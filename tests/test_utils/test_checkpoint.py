@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer, MessageHub
+
+from mmkd.utils import load_state_dict_file, nearest_names
+
+
+def test_mmengine_resume_state_loads_with_weights_only(tmp_path):
+    hub = MessageHub.get_instance('mmkd-test')
+    hub.update_scalar('train/loss', 1.5)
+    hub.update_info('best_score', np.float64(0.25))
+    state = dict(state_dict=dict(w=torch.ones(2)),
+                 message_hub=hub.state_dict(),
+                 meta=dict(seed=np.int64(3), arr=np.arange(3)))
+    path = tmp_path / 'ckpt.pth'
+    torch.save(state, path)
+    loaded = load_state_dict_file(str(path))
+    buffer = loaded['message_hub']['log_scalars']['train/loss']
+    assert isinstance(buffer, HistoryBuffer) and buffer.current() == 1.5
+    assert loaded['meta']['arr'].tolist() == [0, 1, 2]
+    # and plain torch.load, as MMEngine's resume calls it, works too
+    assert torch.load(path, weights_only=True)['meta']['seed'] == 3
+
+
+class _Evil:
+
+    def __reduce__(self):
+        return (print, ('arbitrary code ran',))
+
+
+def test_unknown_types_are_still_refused(tmp_path):
+    path = tmp_path / 'evil.pth'
+    torch.save(dict(state_dict={}, payload=_Evil()), path)
+    with pytest.raises(RuntimeError, match='weights_only=True'):
+        load_state_dict_file(str(path))
+
+
+def test_missing_and_corrupt_files_are_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match='not found'):
+        load_state_dict_file(str(tmp_path / 'missing.pth'))
+    bad = tmp_path / 'bad.pth'
+    bad.write_bytes(b'not a checkpoint')
+    with pytest.raises(RuntimeError, match='Could not load'):
+        load_state_dict_file(str(bad))
+
+
+def test_nearest_names():
+    names = ['neck', 'neck.fpn_convs', 'neck.fpn_convs.0', 'neck.fpn_convs.1',
+             'backbone.layer1']
+    assert nearest_names('neck.fpn_conv.0', names)[0] == 'neck.fpn_convs.0'
+    assert 'neck.fpn_convs.0' in nearest_names('neck.fpn_convs.9', names)
