@@ -29,6 +29,8 @@ want = {'mmengine': '0.10.7', 'mmcv': '2.1.0', 'mmdet': '3.3.0',
         'mmsegmentation': '1.2.2'}
 for name, version in want.items():
     assert md.version(name) == version, (name, md.version(name))
+import numpy
+assert int(numpy.__version__.split('.')[0]) < 2, numpy.__version__
 PY
 }
 

@@ -7,6 +7,7 @@ load. Rather than turning the safety off (which would also let a teacher
 checkpoint downloaded from the internet run arbitrary code), we allow-list
 exactly the types MMEngine writes.
 """
+import copyreg
 import os.path as osp
 import re
 from collections import OrderedDict
@@ -34,19 +35,40 @@ def _numpy_safe_globals() -> List[object]:
     return types
 
 
-def allow_mmengine_checkpoint_types() -> None:
-    """Allow-list the types MMEngine puts in checkpoints for safe loading.
+def _reduce_history_buffer(buffer) -> tuple:
+    """Pickle a ``HistoryBuffer`` as data only.
 
-    Idempotent. Does nothing on PyTorch versions without
-    ``torch.serialization.add_safe_globals`` (< 2.4), which load with
-    ``weights_only=False`` by default anyway.
+    MMEngine's ``HistoryBuffer.__getstate__`` also pickles its statistics
+    *functions*, which protocol 2 writes as ``getattr(HistoryBuffer,
+    'mean')``; loading that would need ``getattr`` allow-listed, which
+    opens the weights-only unpickler far wider than data. Without them,
+    ``__setstate__`` restores the default statistics (min, max, current,
+    mean) on load.
+    """
+    state = {k: v for k, v in vars(buffer).items()
+             if k != 'statistics_methods'}
+    return copyreg.__newobj__, (type(buffer), ), state
+
+
+def allow_mmengine_checkpoint_types() -> None:
+    """Make MMEngine checkpoints load with ``weights_only=True``.
+
+    Allow-lists the data types MMEngine puts in checkpoints (the message
+    hub's ``HistoryBuffer``, NumPy arrays, dtypes and scalars) and makes
+    ``HistoryBuffer`` pickle as data only (see
+    :func:`_reduce_history_buffer`), so checkpoints written while mmkd is
+    imported resume safely. Idempotent. The allow-list is skipped on
+    PyTorch < 2.4, which loads with ``weights_only=False`` by default.
     """
     global _ALLOWED
-    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
-    if _ALLOWED or add_safe_globals is None:
+    if _ALLOWED:
         return
     from mmengine.logging import HistoryBuffer
-    add_safe_globals([HistoryBuffer, OrderedDict, *_numpy_safe_globals()])
+    copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
+    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
+    if add_safe_globals is not None:
+        add_safe_globals([HistoryBuffer, OrderedDict,
+                          *_numpy_safe_globals()])
     _ALLOWED = True
 
 
@@ -81,9 +103,16 @@ def load_state_dict_file(path: str,
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # corrupt or unsafe pickle
+        hint = ('Is it a complete PyTorch/MMEngine checkpoint?')
+        if 'getattr' in str(err):
+            hint = ('It holds more than weights: probably the training state '
+                    'of an MMEngine run made without mmkd (its message hub). '
+                    'If you trust the file, keep only its weights: '
+                    'torch.save({"state_dict": torch.load(IN, '
+                    'weights_only=False)["state_dict"]}, OUT).')
         raise RuntimeError(
             f'Could not load checkpoint {path!r} with weights_only=True: '
-            f'{err}. Is it a complete PyTorch/MMEngine checkpoint?') from err
+            f'{err}\n{hint}') from err
 
 
 def _extract_state_dict(checkpoint: object, source: str) -> Dict[str, object]:

@@ -21,7 +21,9 @@ def _det_distiller(ckpt, distill=None, **kwargs):
 
 
 def _batch(model, size=(64, 64)):
-    return make_probe_batch(model.student, size)
+    """Random images (zeros give all-zero features) with one gt box each."""
+    inputs, samples = make_probe_batch(model.student, size)
+    return torch.randn_like(inputs), samples
 
 
 def test_teacher_is_frozen_hidden_and_stays_in_eval(det_teacher_ckpt):
@@ -179,9 +181,10 @@ def test_segmentor_pixel_kd_and_feature_imitation(seg_teacher_ckpt):
     conv = model.distill_terms.bottleneck.adaptors[0].conv.conv
     assert (conv.in_channels, conv.out_channels) == (16, 32)
     calls = []
-    model.teacher.decode_head.conv_seg.register_forward_hook(
+    model.teacher.decode_head.conv_seg.register_forward_pre_hook(
         lambda *a: calls.append(1))
-    losses = model.loss(*make_probe_batch(model.student, (32, 32)))
+    inputs, samples = make_probe_batch(model.student, (32, 32))
+    losses = model.loss(torch.randn_like(inputs), samples)
     assert calls == [1]
     assert {'decode.loss_ce', 'loss_distill_logits',
             'loss_distill_bottleneck'} <= set(losses)

@@ -19,8 +19,19 @@ def test_mmengine_resume_state_loads_with_weights_only(tmp_path):
     buffer = loaded['message_hub']['log_scalars']['train/loss']
     assert isinstance(buffer, HistoryBuffer) and buffer.current() == 1.5
     assert loaded['meta']['arr'].tolist() == [0, 1, 2]
+    assert buffer.mean() == 1.5  # default statistics are restored
     # and plain torch.load, as MMEngine's resume calls it, works too
     assert torch.load(path, weights_only=True)['meta']['seed'] == 3
+
+
+def test_history_buffer_is_pickled_without_functions():
+    import pickle
+    import pickletools
+    buffer = HistoryBuffer()
+    buffer.update(2.0)
+    ops = [arg for op, arg, _ in pickletools.genops(pickle.dumps(buffer, 2))
+           if op.name == 'GLOBAL']
+    assert not any('getattr' in str(arg) for arg in ops), ops
 
 
 class _Evil:
