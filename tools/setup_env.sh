@@ -24,6 +24,7 @@ check_env() {
 import importlib.metadata as md
 import torch, mmengine, mmcv, mmdet, mmseg, pycocotools, sklearn, pytest  # noqa
 from mmcv.ops import nms  # compiled ops must be present  # noqa
+import pkg_resources  # mmengine needs it for 'mmdet::' configs  # noqa
 import mmkd  # noqa
 want = {'mmengine': '0.10.7', 'mmcv': '2.1.0', 'mmdet': '3.3.0',
         'mmsegmentation': '1.2.2'}
@@ -62,8 +63,11 @@ if ! "$py" -c 'import mmcv.ops' 2>/dev/null; then
     "${pip[@]}" 'setuptools<70'
     MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
         "${pip[@]}" --no-build-isolation mmcv==2.1.0
-    "${pip[@]}" 'setuptools>=77'
 fi
+# torch wants setuptools>=77; mmengine imports pkg_resources at run time
+# (to resolve 'mmdet::' config paths), which setuptools 81 removed.
+"${pip[@]}" 'setuptools>=77,<81'
+
 
 log "installing mmdet, mmsegmentation and the rest"
 "${pip[@]}" mmdet==3.3.0 mmsegmentation==1.2.2 ftfy regex pycocotools \

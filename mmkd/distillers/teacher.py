@@ -1,4 +1,6 @@
 """Build a frozen teacher from its config and checkpoint."""
+import importlib.util
+import os
 import os.path as osp
 import re
 from typing import Optional, Tuple, Union
@@ -8,7 +10,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import DefaultScope
 
-from ..utils import load_teacher_weights
+from ..utils import load_teacher_weights, nearest_names
 
 
 def current_scope() -> Optional[str]:
@@ -29,6 +31,38 @@ def build_model_in_scope(cfg: dict, scope: Optional[str]) -> nn.Module:
         return ROOT_MODELS.build(cfg)
 
 
+def resolve_config_path(path: str) -> str:
+    """A local config path, or ``'mmdet::rel/path.py'`` in an installed
+    package's configs, as a file path.
+
+    Raises:
+        FileNotFoundError: no such file; names the nearest configs.
+    """
+    if '::' not in path:
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'Teacher config not found: {path!r}. Give a local file, a '
+                'package config such as "mmdet::retinanet/'
+                'retinanet_r101_fpn_1x_coco.py", or a dict.')
+        return path
+    package, relative = path.split('::', 1)
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            f'Teacher config {path!r}: package {package!r} is not '
+            'installed.')
+    root = osp.join(osp.dirname(spec.origin), '.mim', 'configs')
+    full = osp.join(root, relative)
+    if not osp.isfile(full):
+        folder = osp.dirname(full)
+        siblings = sorted(f for f in os.listdir(folder)
+                          if f.endswith('.py')) if osp.isdir(folder) else []
+        raise FileNotFoundError(
+            f'Teacher config {path!r} does not exist in {root}. Nearest: '
+            f'{nearest_names(osp.basename(relative), siblings)}.')
+    return full
+
+
 def resolve_model_config(config: Union[str, dict, Config],
                          fallback_scope: Optional[str]
                          ) -> Tuple[ConfigDict, Optional[str]]:
@@ -42,12 +76,7 @@ def resolve_model_config(config: Union[str, dict, Config],
         fallback_scope: used when the config names no ``default_scope``.
     """
     if isinstance(config, str):
-        if '::' not in config and not osp.isfile(config):
-            raise FileNotFoundError(
-                f'Teacher config not found: {config!r}. Give a local file, '
-                'a package config such as "mmdet::retinanet/'
-                'retinanet_r101_fpn_1x_coco.py", or a dict.')
-        config = Config.fromfile(config)
+        config = Config.fromfile(resolve_config_path(config))
     if 'model' in config:
         return ConfigDict(config['model']), config.get(
             'default_scope', fallback_scope)

@@ -189,3 +189,14 @@ def test_segmentor_pixel_kd_and_feature_imitation(seg_teacher_ckpt):
     assert {'decode.loss_ce', 'loss_distill_logits',
             'loss_distill_bottleneck'} <= set(losses)
     assert losses['loss_distill_logits'] > 0
+
+
+def test_package_teacher_config_paths_resolve_with_suggestions():
+    from mmkd.distillers.teacher import resolve_config_path
+    path = resolve_config_path('mmdet::retinanet/retinanet_r18_fpn_1x_coco.py')
+    assert path.endswith('retinanet_r18_fpn_1x_coco.py')
+    with pytest.raises(FileNotFoundError,
+                       match='retinanet_r18_fpn_1x_coco.py'):
+        resolve_config_path('mmdet::retinanet/retinanet_r18_fpn_1x_cocoo.py')
+    with pytest.raises(FileNotFoundError, match='not installed'):
+        resolve_config_path('mmnothing::a/b.py')

@@ -1,9 +1,10 @@
 """train.py -> extract_student.py -> test.py on an unmodified mmdet config.
 
 The distill config `_base_`s MMDetection's own RetinaNet-R18 config and only
-points the data at tiny generated COCO data; the teacher is a plain
-RetinaNet-R18 trained for one epoch by the same tools/train.py, so its
-checkpoint is a real MMEngine checkpoint (message hub and all).
+points the data at tiny generated COCO data (10 classes, set on the command
+line); the teacher is the user's RetinaNet-R18 project config trained for
+one epoch by the same tools/train.py, so its checkpoint is a real MMEngine
+checkpoint (message hub and all).
 """
 import os.path as osp
 
@@ -36,7 +37,10 @@ default_hooks = dict(logger=dict(interval=1))
 del _loader
 '''
 
-PLAIN = "_base_ = 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'\n" + DATA
+# the user's own project config: mmdet's RetinaNet-R18 on their 10 classes
+PLAIN = """_base_ = 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'
+model = dict(bbox_head=dict(num_classes=10))
+""" + DATA
 
 DISTILL = '''_base_ = 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
@@ -44,15 +48,18 @@ model = dict(
     _delete_=True,
     type='mmkd.Distiller',
     student={{{{_base_.model}}}},
-    teacher=dict(config='mmdet::retinanet/retinanet_r18_fpn_1x_coco.py',
-                 checkpoint={teacher!r}),
+    teacher=dict(config={teacher_config!r}, checkpoint={teacher!r}),
     distill=dict(fpn=dict(type='FeatureImitation', student='neck',
                           teacher='neck', mask=dict(type='FGFIMask'),
                           normalize='fgfi', loss_weight=0.01)),
     probe_size=(128, 128))
 ''' + DATA
 
-NO_PRETRAINED = 'model.backbone.init_cfg=None'
+# no ImageNet download here; an untrained detector scores below 0.05
+PLAIN_OPTS = ['model.backbone.init_cfg=None', 'model.test_cfg.score_thr=0.0']
+KD_OPTS = ['model.student.backbone.init_cfg=None',
+           'model.student.test_cfg.score_thr=0.0',
+           'model.student.bbox_head.num_classes=10']
 
 
 @pytest.fixture(scope='module')
@@ -64,15 +71,15 @@ def workspace(tmp_path_factory):
     plain.write_text(PLAIN.format(data_root=str(root / 'data')))
     # a teacher: one real epoch of the plain config through tools/train.py
     run_tool([tool('train.py'), str(plain), '--work-dir',
-              str(root / 'teacher'), '--cfg-options', NO_PRETRAINED],
+              str(root / 'teacher'), '--cfg-options', *PLAIN_OPTS],
              cwd=str(root))
     distill = root / 'distill.py'
     distill.write_text(DISTILL.format(
-        data_root=str(root / 'data'),
+        data_root=str(root / 'data'), teacher_config=str(plain),
         teacher=str(root / 'teacher' / 'epoch_1.pth')))
     proc = run_tool([tool('train.py'), str(distill), '--work-dir',
                      str(root / 'kd'), '--cfg-options',
-                     'model.student.backbone.init_cfg=None'], cwd=str(root))
+                     *KD_OPTS], cwd=str(root))
     return dict(root=root, plain=plain, distill=distill,
                 ckpt=root / 'kd' / 'epoch_1.pth', train_log=proc.stdout +
                 proc.stderr)
@@ -85,6 +92,7 @@ def test_distill_training_logs_both_losses(workspace):
 
 
 def test_checkpoint_holds_student_and_adaptors_not_teacher(workspace):
+    import mmkd  # noqa: F401  (allow-lists MMEngine's types)
     ckpt = torch.load(workspace['ckpt'], weights_only=True)
     keys = ckpt['state_dict'].keys()
     assert any(k.startswith('student.backbone.') for k in keys)
@@ -98,7 +106,8 @@ def test_extract_then_plain_mmdet_test(workspace):
     run_tool([tool('extract_student.py'), str(workspace['ckpt']), str(out),
               '--student-config', str(workspace['plain'])], cwd=str(root))
     proc = run_tool([tool('test.py'), str(workspace['plain']), str(out),
-                     '--work-dir', str(root / 'test')], cwd=str(root))
+                     '--work-dir', str(root / 'test'), '--cfg-options',
+                     *PLAIN_OPTS], cwd=str(root))
     assert 'coco/bbox_mAP' in proc.stdout + proc.stderr
     # refuses to overwrite without --force, and leaves the file intact
     size = out.stat().st_size
@@ -138,8 +147,9 @@ import mmkd
 torch.manual_seed(0)
 x = torch.rand(1, 3, 128, 128) * 255
 cfg = Config.fromfile({str(workspace['distill'])!r})
+cfg.model.student.backbone.init_cfg = None  # as KD_OPTS
+cfg.model.student.bbox_head.num_classes = 10
 init_default_scope('mmdet')
-cfg.model.student.backbone.init_cfg = None
 model = MODELS.build(cfg.model).eval()
 load_checkpoint(model, {str(workspace['ckpt'])!r}, map_location='cpu')
 with torch.no_grad():
@@ -158,8 +168,7 @@ def test_resume_from_a_distiller_checkpoint(workspace):
     root = workspace['root']
     proc = run_tool([tool('train.py'), str(workspace['distill']),
                      '--work-dir', str(root / 'kd'), '--resume',
-                     str(workspace['ckpt']), '--cfg-options',
-                     'model.student.backbone.init_cfg=None',
+                     str(workspace['ckpt']), '--cfg-options', *KD_OPTS,
                      'train_cfg.max_epochs=2'], cwd=str(root))
     log = proc.stdout + proc.stderr
     assert 'resumed epoch: 1' in log.lower() or 'resumed' in log.lower()
@@ -170,7 +179,7 @@ def test_missing_teacher_checkpoint_fails_before_training(workspace):
     root = workspace['root']
     proc = run_tool([tool('train.py'), str(workspace['distill']),
                      '--work-dir', str(root / 'bad'), '--cfg-options',
-                     'model.student.backbone.init_cfg=None',
+                     *KD_OPTS,
                      f'model.teacher.checkpoint={root}/missing.pth'],
                     cwd=str(root), check=False)
     assert proc.returncode != 0
