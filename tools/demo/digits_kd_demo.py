@@ -139,8 +139,12 @@ def train_and_eval(cfg: Config, student_only: bool = True) -> Dict:
     runner.train()
     train_time = time.time() - start
     metrics = runner.val()
+    if 'coco/bbox_mAP' not in metrics:
+        # mmdet's CocoMetric returns nothing when no box clears score_thr
+        print('no detections on the val set: AP = 0', flush=True)
     return dict(params=count_params(deployed),
-                AP=metrics['coco/bbox_mAP'], AP50=metrics['coco/bbox_mAP_50'],
+                AP=metrics.get('coco/bbox_mAP', 0.0),
+                AP50=metrics.get('coco/bbox_mAP_50', 0.0),
                 train_s=train_time,
                 checkpoint=osp.join(cfg.work_dir,
                                     f'iter_{cfg.train_cfg.max_iters}.pth'))
