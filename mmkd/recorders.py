@@ -59,6 +59,24 @@ class ReadSpec:
             f'{self.path} ({self.record})'
 
 
+def require_module(modules: Dict[str, nn.Module], path: str,
+                   model_name: str, term: Optional[str] = None) -> nn.Module:
+    """``modules[path]``, or a KeyError naming the nearest valid paths.
+
+    Args:
+        modules: ``dict(model.named_modules())``.
+        path: the dotted path asked for.
+        model_name: ``'student'`` or ``'teacher'``.
+        term: the distillation term asking, for the message.
+    """
+    if path and path in modules:
+        return modules[path]
+    where = f'Term {term!r}: ' if term else ''
+    suggestions = nearest_names(path, [n for n in modules if n])
+    raise KeyError(f'{where}{model_name} has no module {path!r}. Nearest '
+                   f'valid paths: {suggestions}.')
+
+
 class ModelRecorder:
     """Forward hooks on the modules of one model, keyed by :class:`ReadSpec`.
 
@@ -87,17 +105,9 @@ class ModelRecorder:
                 raise ValueError(
                     f'record must be one of {READ_KINDS}, got '
                     f'{spec.record!r} for {model_name} path {spec.path!r}.')
-            if spec.path not in modules or spec.path == '':
-                raise KeyError(self.unknown_path_message(spec.path, modules))
-            hook = self._make_hook(spec)
-            self._handles.append(modules[spec.path].register_forward_hook(hook))
-
-    def unknown_path_message(self, path: str, modules: Dict[str, nn.Module],
-                             term: Optional[str] = None) -> str:
-        where = f' (term {term!r})' if term else ''
-        names = [n for n in modules if n]
-        return (f'{self.model_name} has no module {path!r}{where}. Nearest '
-                f'valid paths: {nearest_names(path, names)}.')
+            module = require_module(modules, spec.path, model_name)
+            self._handles.append(
+                module.register_forward_hook(self._make_hook(spec)))
 
     def _make_hook(self, spec: ReadSpec):
 

@@ -17,9 +17,8 @@ from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 
 from ..losses.base import DistillTerm, as_levels
-from ..recorders import ModelRecorder, StopForward
+from ..recorders import ModelRecorder, StopForward, require_module
 from ..registry import MODELS
-from ..utils import nearest_names
 from .probe import make_probe_batch
 from .teacher import build_frozen_teacher, build_model_in_scope, current_scope
 from .teacher_inputs import TeacherInputConverter
@@ -90,12 +89,11 @@ class Distiller(BaseModel):
         self.teacher_input_converter = TeacherInputConverter.between(
             self.student.data_preprocessor, self.teacher.data_preprocessor)
         self.distill_terms = self._build_terms(distill)
+        terms = list(self.distill_terms.values())
         self.student_recorder = ModelRecorder(
-            self.student, [t.student_spec for t in self.distill_terms.values()],
-            'student')
+            self.student, [t.student_spec for t in terms], 'student')
         self.teacher_recorder = ModelRecorder(
-            self.teacher, [t.teacher_spec for t in self.distill_terms.values()],
-            'teacher')
+            self.teacher, [t.teacher_spec for t in terms], 'teacher')
         self._iteration = 0
         self._probe_and_setup(probe_size)
 
@@ -121,14 +119,10 @@ class Distiller(BaseModel):
                 raise TypeError(f'Term {name!r}: {type(term).__name__} is '
                                 'not a DistillTerm.')
             term.name = name
-            for side, spec, modules in (
-                    ('student', term.student_spec, student_modules),
-                    ('teacher', term.teacher_spec, teacher_modules)):
-                if spec.path not in modules or not spec.path:
-                    raise KeyError(
-                        f'Term {name!r}: {side} has no module '
-                        f'{spec.path!r}. Nearest valid paths: '
-                        f'{nearest_names(spec.path, [n for n in modules if n])}.')
+            require_module(student_modules, term.student_spec.path,
+                           'student', name)
+            require_module(teacher_modules, term.teacher_spec.path,
+                           'teacher', name)
             terms[name] = term
         return terms
 

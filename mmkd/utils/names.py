@@ -3,7 +3,8 @@ import difflib
 from typing import Iterable, List
 
 
-def nearest_names(name: str, candidates: Iterable[str], n: int = 5) -> List[str]:
+def nearest_names(name: str, candidates: Iterable[str],
+                  n: int = 5) -> List[str]:
     """Return up to ``n`` candidates that look most like ``name``.
 
     Close spellings come first (``difflib``); when none is close, names

@@ -31,3 +31,17 @@ def run_python(code: str, cwd: str) -> str:
 
 def tool(name: str) -> str:
     return osp.join(REPO, 'tools', name)
+
+
+def extract_and_test(workspace: dict, out_name: str,
+                     test_options: List[str]) -> str:
+    """extract_student.py (checked against the plain config), then the
+    plain config's test through test.py; returns the test log."""
+    root = workspace['root']
+    out = root / out_name
+    run_tool([tool('extract_student.py'), str(workspace['ckpt']), str(out),
+              '--student-config', str(workspace['plain'])], cwd=str(root))
+    proc = run_tool([tool('test.py'), str(workspace['plain']), str(out),
+                     '--work-dir', str(root / 'test'), '--cfg-options',
+                     *test_options], cwd=str(root))
+    return proc.stdout + proc.stderr

@@ -10,7 +10,7 @@ import os.path as osp
 
 import pytest
 import torch
-from chain import REPO, run_python, run_tool, tool
+from chain import extract_and_test, run_python, run_tool, tool
 
 DATA = '''
 data_root = {data_root!r}
@@ -103,12 +103,8 @@ def test_checkpoint_holds_student_and_adaptors_not_teacher(workspace):
 def test_extract_then_plain_mmdet_test(workspace):
     root = workspace['root']
     out = root / 'student.pth'
-    run_tool([tool('extract_student.py'), str(workspace['ckpt']), str(out),
-              '--student-config', str(workspace['plain'])], cwd=str(root))
-    proc = run_tool([tool('test.py'), str(workspace['plain']), str(out),
-                     '--work-dir', str(root / 'test'), '--cfg-options',
-                     *PLAIN_OPTS], cwd=str(root))
-    assert 'coco/bbox_mAP' in proc.stdout + proc.stderr
+    assert 'coco/bbox_mAP' in extract_and_test(workspace, out.name,
+                                               PLAIN_OPTS)
     # refuses to overwrite without --force, and leaves the file intact
     size = out.stat().st_size
     again = run_tool([tool('extract_student.py'), str(workspace['ckpt']),

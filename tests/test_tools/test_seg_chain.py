@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from chain import run_python, run_tool, tool
+from chain import extract_and_test, run_python, run_tool, tool
 
 DATA = '''
 data_root = {data_root!r}
@@ -117,12 +117,7 @@ def test_distill_training_logs_both_terms_and_miou(workspace):
 def test_extract_then_plain_mmseg_test(workspace):
     root = workspace['root']
     out = root / 'student.pth'
-    run_tool([tool('extract_student.py'), str(workspace['ckpt']), str(out),
-              '--student-config', str(workspace['plain'])], cwd=str(root))
-    proc = run_tool([tool('test.py'), str(workspace['plain']), str(out),
-                     '--work-dir', str(root / 'test'), '--cfg-options',
-                     *PLAIN_OPTS], cwd=str(root))
-    assert 'mIoU' in proc.stdout + proc.stderr
+    assert 'mIoU' in extract_and_test(workspace, out.name, PLAIN_OPTS)
     code = f'''
 import sys, torch
 from mmseg.apis import init_model

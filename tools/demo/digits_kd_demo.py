@@ -77,7 +77,8 @@ def runner_config(model: dict, data_root: str, work_dir: str, iters: int,
 
     def dataset(split: str, test_mode: bool) -> dict:
         return dict(type='CocoDataset', data_root=data_root,
-                    ann_file=f'{split}.json', data_prefix=dict(img=f'{split}/'),
+                    ann_file=f'{split}.json',
+                    data_prefix=dict(img=f'{split}/'),
                     metainfo=metainfo, pipeline=pipeline, test_mode=test_mode,
                     filter_cfg=None if test_mode else dict(
                         filter_empty_gt=True))

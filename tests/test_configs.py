@@ -1,0 +1,72 @@
+"""The shipped configs parse and build with their real teacher configs.
+
+The teachers' weights cannot be downloaded here, so each teacher is built
+from its config with random weights and saved locally; everything else
+(module paths, adaptor channel inference, the masks) is the shipped config.
+"""
+import glob
+import os.path as osp
+
+import pytest
+from conftest import REPO, save_teacher
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+
+from mmkd.distillers.teacher import resolve_config_path
+
+CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
+                           recursive=True))
+
+
+def _build(path, tmp_path, probe_size):
+    cfg = Config.fromfile(path)
+    init_default_scope(cfg.default_scope)
+    assert cfg.model.teacher.checkpoint.startswith('https://')
+    teacher_cfg = Config.fromfile(
+        resolve_config_path(cfg.model.teacher.config))
+    ckpt = save_teacher(teacher_cfg.model, str(tmp_path / 'teacher.pth'),
+                        cfg.default_scope)
+    cfg.model.teacher.checkpoint = ckpt
+    cfg.model.probe_size = probe_size
+    return MODELS.build(cfg.model)
+
+
+def test_every_config_has_a_readme_in_its_folder():
+    assert CONFIGS
+    for path in CONFIGS:
+        assert osp.isfile(osp.join(osp.dirname(path), 'README.md')), path
+
+
+def test_fgfi_retinanet_config(tmp_path):
+    path = osp.join(REPO, 'configs/det/fgfi/'
+                    'fgfi_neck_retinanet_r101_retinanet_r18_fpn_1x_coco.py')
+    model = _build(path, tmp_path, (128, 128))
+    term = model.distill_terms.fpn
+    assert len(term.adaptors) == 5  # P3-P7
+    assert {(a.conv.conv.in_channels, a.conv.conv.out_channels)
+            for a in term.adaptors} == {(256, 256)}
+    assert term.mask._generator is model.student.bbox_head.prior_generator
+    assert model.student.backbone.depth == 18
+    assert model.teacher.backbone.depth == 101
+    assert (term.normalize, term.loss_weight, term.warmup_iters) == \
+        ('fgfi', 0.01, 400)
+
+
+def test_pspnet_config(tmp_path):
+    path = osp.join(REPO, 'configs/seg/pixel_kd/pixelkd_fi_pspnet_r101-d8_'
+                    'pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py')
+    model = _build(path, tmp_path, (64, 64))
+    conv = model.distill_terms.bottleneck.adaptors[0].conv.conv
+    assert (conv.in_channels, conv.out_channels) == (128, 512)
+    assert model.distill_terms.logits.loss_weight == 10.0
+    assert model.teacher.backbone.depth == 101
+
+
+@pytest.mark.parametrize('path', CONFIGS)
+def test_student_is_the_unchanged_base_model(path):
+    cfg = Config.fromfile(path)
+    # mmengine drops _base_ after merging; compare with the file it names
+    with open(path) as f:
+        first = next(line for line in f if line.startswith('_base_'))
+    base = Config.fromfile(resolve_config_path(first.split("'")[1]))
+    assert cfg.model.student.to_dict() == base.model.to_dict()
