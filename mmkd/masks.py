@@ -60,20 +60,21 @@ class GtBoxMask(FeatureMask):
                 data_samples: Sequence[BaseDataElement],
                 device: torch.device) -> List[torch.Tensor]:
         in_h, in_w = _batch_input_shape(data_samples)
+        # one device-to-host copy per image, shared by every level
+        boxes = [_gt_boxes(sample).float().tolist() for sample in data_samples]
         masks = []
         for shape in shapes:
             h, w = shape[-2:]
-            mask = torch.full((len(data_samples), 1, h, w), self.bg_weight,
-                              device=device)
-            for i, sample in enumerate(data_samples):
-                boxes = _gt_boxes(sample).to(device).float()
-                scale = boxes.new_tensor([w / in_w, h / in_h] * 2)
-                for x1, y1, x2, y2 in (boxes * scale).tolist():
-                    c1, r1 = max(math.floor(x1), 0), max(math.floor(y1), 0)
-                    c2 = min(max(math.ceil(x2), c1 + 1), w)
-                    r2 = min(max(math.ceil(y2), r1 + 1), h)
+            sx, sy = w / in_w, h / in_h
+            mask = torch.full((len(data_samples), 1, h, w), self.bg_weight)
+            for i, image_boxes in enumerate(boxes):
+                for x1, y1, x2, y2 in image_boxes:
+                    c1 = max(math.floor(x1 * sx), 0)
+                    r1 = max(math.floor(y1 * sy), 0)
+                    c2 = min(max(math.ceil(x2 * sx), c1 + 1), w)
+                    r2 = min(max(math.ceil(y2 * sy), r1 + 1), h)
                     mask[i, 0, r1:r2, c1:c2] = 1
-            masks.append(mask)
+            masks.append(mask.to(device))
         return masks
 
 
