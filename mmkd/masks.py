@@ -13,6 +13,7 @@ import torch.nn as nn
 from mmengine.structures import BaseDataElement
 
 from .registry import MODELS
+from .utils.model_kind import is_segmentor
 
 Shape = Tuple[int, ...]
 
@@ -32,6 +33,17 @@ class FeatureMask(nn.Module):
     def setup(self, student: nn.Module) -> None:
         """Bind to the student model once, at build time."""
 
+
+class BoxMask(FeatureMask):
+    """A mask built from ground-truth boxes: not for segmentors."""
+
+    def setup(self, student: nn.Module) -> None:
+        if is_segmentor(student):
+            raise ValueError(
+                f'{type(self).__name__} weighs locations by ground-truth '
+                f'boxes, but the student {type(student).__name__} is an '
+                'mmseg segmentor, which has none: remove the mask.')
+
     def forward(self, shapes: Sequence[Shape],
                 data_samples: Sequence[BaseDataElement],
                 device: torch.device) -> List[torch.Tensor]:
@@ -39,7 +51,7 @@ class FeatureMask(nn.Module):
 
 
 @MODELS.register_module()
-class GtBoxMask(FeatureMask):
+class GtBoxMask(BoxMask):
     """Weight 1 on locations covered by a ground-truth box, else ``bg_weight``.
 
     A location (a cell of the feature grid) is foreground when its cell
@@ -79,15 +91,18 @@ class GtBoxMask(FeatureMask):
 
 
 @MODELS.register_module()
-class FGFIMask(FeatureMask):
+class FGFIMask(BoxMask):
     """Fine-grained imitation mask (Wang et al., CVPR 2019).
 
-    For every gt box k the IoU with all anchors of all levels is computed;
-    ``thr_k = thr * max IoU_k`` (ψ = 0.5 in the paper). A location is
-    foreground when any of its anchors has IoU > ``thr_k`` with any box
-    (OR over boxes). With an FPN the maximum is taken over the anchors of
-    every level together. The anchors come from the student's own anchor
-    generator, so the mask matches the detector being trained.
+    For every gt box k the IoU with all anchors of the imitated levels is
+    computed; ``thr_k = thr * max IoU_k`` (ψ = 0.5 in the paper). A location
+    is foreground when any of its anchors has IoU > ``thr_k`` with any box
+    (OR over boxes). The paper imitates one feature map; when several FPN
+    levels are read, the maximum is taken over the anchors of all of them
+    together. The anchors come from the student's own anchor generator, so
+    the mask matches the detector being trained. A level read is matched
+    to the generator level of the same stride (batch input size over
+    feature size), so a single level such as ``neck.fpn_convs.1`` works.
 
     Args:
         thr: the ratio ψ of each box's best IoU. Default 0.5.
@@ -104,6 +119,7 @@ class FGFIMask(FeatureMask):
         self._generator = None
 
     def setup(self, student: nn.Module) -> None:
+        super().setup(student)
         paths = [self.prior_generator_path] if self.prior_generator_path \
             else ['bbox_head.prior_generator', 'rpn_head.prior_generator']
         for path in paths:
@@ -117,6 +133,35 @@ class FGFIMask(FeatureMask):
             f'FGFIMask needs an anchor generator in the student; none found '
             f'at {paths}. Set prior_generator= to its attribute path.')
 
+    def _generator_levels(self, sizes: Sequence[Tuple[int, int]],
+                          input_shape: Tuple[int, int]) -> List[int]:
+        """The anchor-generator level of each feature size read.
+
+        All levels read in order when their count matches the generator's;
+        otherwise the level whose stride is nearest to
+        ``input size / feature size`` (within a factor 1.5 on each axis).
+        """
+        generator = self._generator
+        if len(sizes) == generator.num_levels:
+            return list(range(len(sizes)))
+        strides = [(float(s[0]), float(s[1])) for s in generator.strides]
+        in_h, in_w = input_shape
+        levels = []
+        for h, w in sizes:
+            stride_x, stride_y = in_w / w, in_h / h
+            gaps = [max(abs(math.log(stride_x / sx)),
+                        abs(math.log(stride_y / sy))) for sx, sy in strides]
+            level = min(range(len(strides)), key=gaps.__getitem__)
+            if gaps[level] > math.log(1.5) or level in levels:
+                raise ValueError(
+                    f'FGFIMask: a {h}x{w} feature map of a {in_h}x{in_w} '
+                    f'input (stride {stride_x:g}x{stride_y:g}) matches no '
+                    f'single level of the anchor generator (strides '
+                    f'{[tuple(map(int, s)) for s in strides]}); read the '
+                    'levels the anchors are laid on, e.g. "neck".')
+            levels.append(level)
+        return levels
+
     def forward(self, shapes: Sequence[Shape],
                 data_samples: Sequence[BaseDataElement],
                 device: torch.device) -> List[torch.Tensor]:
@@ -125,11 +170,10 @@ class FGFIMask(FeatureMask):
         if generator is None:
             raise RuntimeError('FGFIMask.setup() was not called.')
         sizes = [tuple(s[-2:]) for s in shapes]
-        if len(sizes) != generator.num_levels:
-            raise ValueError(
-                f'FGFIMask: {len(sizes)} feature levels but the anchor '
-                f'generator has {generator.num_levels}.')
-        anchors = generator.grid_priors(sizes, device=device)
+        levels = self._generator_levels(
+            sizes, _batch_input_shape(data_samples))
+        anchors = [generator.single_level_grid_priors(
+            size, level, device=device) for size, level in zip(sizes, levels)]
         counts = [len(a) for a in anchors]
         all_anchors = torch.cat(anchors)
         masks = [torch.zeros(len(data_samples), 1, h, w, device=device)

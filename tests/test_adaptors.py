@@ -54,7 +54,9 @@ def test_level_count_mismatch_is_an_error():
 
 def test_non_spatial_features_cannot_be_aligned():
     term = FeatureImitation('a', 'b')
-    with pytest.raises(ValueError, match=r'\(2, 8\).*\(2, 8, 4, 4\)'):
+    term.name = 'hint'
+    with pytest.raises(ValueError,
+                       match=r"'hint'.*\(2, 8\).*\(2, 8, 4, 4\)"):
         term.setup([torch.zeros(2, 8)], [torch.zeros(2, 8, 4, 4)], None)
 
 

@@ -76,6 +76,79 @@ def test_fgfi_image_without_boxes_is_all_background():
     assert m[0].sum() == 0 and m[1].sum() == 2
 
 
+class _TwoLevelStudent(nn.Module):
+    """Strides 8 and 16, two anchors a location (sides 1× and 2× stride)."""
+
+    def __init__(self, strides=(8, 16)):
+        super().__init__()
+        from mmdet.models.task_modules import AnchorGenerator
+        self.bbox_head = nn.Module()
+        self.bbox_head.prior_generator = AnchorGenerator(
+            strides=list(strides), ratios=[1.0], scales=[1.0, 2.0],
+            center_offset=0.5)
+
+
+def _iou(a, b):
+    w = max(0., min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0., min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])
+    return inter / (area - inter)
+
+
+def _fgfi_by_hand(boxes, sizes, strides, thr=0.5):
+    """The FGFI mask by explicit loops: the anchors of cell (r, c) on a
+    stride-s level are squares of side s and 2s centred on the cell."""
+    anchors = []  # (level, r, c, box)
+    for level, ((h, w), s) in enumerate(zip(sizes, strides)):
+        for r in range(h):
+            for c in range(w):
+                cx, cy = s * c + s / 2, s * r + s / 2
+                for side in (s, 2 * s):
+                    anchors.append((level, r, c, (cx - side / 2, cy - side / 2,
+                                                  cx + side / 2, cy + side / 2)))
+    masks = [torch.zeros(h, w) for h, w in sizes]
+    for box in boxes:
+        ious = [_iou(box, a[3]) for a in anchors]
+        best = max(ious)
+        for (level, r, c, _), iou in zip(anchors, ious):
+            if best > 0 and iou > thr * best:
+                masks[level][r, c] = 1
+    return masks
+
+
+def test_fgfi_mask_two_anchors_two_levels_matches_loops():
+    torch.manual_seed(0)
+    xy = torch.rand(6, 2) * 40
+    wh = torch.rand(6, 2) * 20 + 4
+    boxes = torch.cat([xy, xy + wh], dim=1).tolist()
+    sizes = [(6, 6), (3, 3)]  # a 48×48 input at strides 8 and 16
+    mask = FGFIMask()
+    mask.setup(_TwoLevelStudent())
+    m8, m16 = mask([(1, 4, 6, 6), (1, 4, 3, 3)],
+                   [_sample(boxes, (48, 48))], 'cpu')
+    e8, e16 = _fgfi_by_hand(boxes, sizes, (8, 16))
+    assert e8.sum() + e16.sum() > 0
+    assert torch.equal(m8[0, 0], e8) and torch.equal(m16[0, 0], e16)
+
+
+def test_fgfi_mask_on_one_level_uses_the_anchors_of_its_stride():
+    boxes = [[4, 4, 30, 30], [20, 30, 44, 46]]
+    mask = FGFIMask()
+    mask.setup(_TwoLevelStudent())
+    # only the stride-16 map is read: the max IoU is over its anchors only
+    (m16,) = mask([(1, 4, 3, 3)], [_sample(boxes, (48, 48))], 'cpu')
+    (e16,) = _fgfi_by_hand(boxes, [(3, 3)], (16,))
+    assert torch.equal(m16[0, 0], e16)
+
+
+def test_fgfi_mask_rejects_a_level_of_no_anchor_stride():
+    mask = FGFIMask()
+    mask.setup(_TwoLevelStudent(strides=(8, 32)))
+    with pytest.raises(ValueError, match=r'stride 16x16.*\(8, 8\), \(32, 32\)'):
+        mask([(1, 4, 3, 3)], [_sample([[0, 0, 8, 8]], (48, 48))], 'cpu')
+
+
 def test_fgfi_without_anchor_generator_is_a_clear_error():
     with pytest.raises(ValueError, match='anchor generator'):
         FGFIMask().setup(nn.Module())

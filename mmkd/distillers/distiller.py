@@ -20,7 +20,8 @@ from ..losses.base import DistillTerm, as_levels
 from ..recorders import ModelRecorder, StopForward, require_module
 from ..registry import MODELS
 from .probe import make_probe_batch
-from .teacher import build_frozen_teacher, build_model_in_scope, current_scope
+from .teacher import (build_frozen_teacher, build_model_in_scope,
+                      check_teacher_reference, current_scope)
 from .teacher_inputs import TeacherInputConverter
 
 
@@ -60,6 +61,7 @@ class Distiller(BaseModel):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)
+        check_teacher_reference(teacher)  # fail before building anything
         scope = current_scope()
         self.student = build_model_in_scope(student, scope)
         if data_preprocessor is None:
@@ -75,12 +77,6 @@ class Distiller(BaseModel):
     def _build_teacher_and_terms(self, teacher: dict, distill: Dict[str, dict],
                                  scope: Optional[str],
                                  probe_size: Tuple[int, int]) -> None:
-        teacher = dict(teacher)
-        unknown = set(teacher) - {'config', 'checkpoint', 'strip_prefix'}
-        if unknown or 'config' not in teacher:
-            raise ValueError(
-                'teacher must be dict(config=..., checkpoint=...); '
-                f'got keys {sorted(teacher)}.')
         # Not a submodule: out of state_dict, parameters(), train() and DDP.
         object.__setattr__(self, 'teacher', build_frozen_teacher(
             teacher['config'], teacher.get('checkpoint'), scope,
@@ -128,29 +124,62 @@ class Distiller(BaseModel):
 
     @torch.no_grad()
     def _probe_and_setup(self, size: Tuple[int, int]) -> None:
-        """Run both models once on a dummy batch; set up every term."""
+        """Run both models once on a dummy batch; set up and dry-run every
+        term, so that shape, level and mask errors surface at build time."""
         inputs, samples = make_probe_batch(self.student, size)
-        was_training = self.student.training
-        self.student.eval()
+        self.student_recorder.active = True
         try:
-            self.student_recorder.active = True
-            self.student.loss(inputs, samples)
-            self._run_teacher(inputs, samples)
+            self._probe_student(inputs, samples, size)
         finally:
             self.student_recorder.active = False
-            self.teacher_recorder.active = False
-            self.student.train(was_training)
+        try:
+            self._run_teacher(inputs, samples)
+        except Exception as err:
+            raise RuntimeError(
+                f'The teacher ({type(self.teacher).__name__}) failed on the '
+                f'build-time probe batch of size {size}: {err}. Set the '
+                'distiller\'s probe_size to an input size both models '
+                'accept.') from err
         self.teacher_recorder.expected_calls = \
             self.teacher_recorder.call_counts()
         for name, term in self.distill_terms.items():
-            student_value = self.student_recorder.get(term.student_spec)
-            teacher_value = self.teacher_recorder.get(term.teacher_spec)
-            term.setup(as_levels(student_value, 'student', name),
-                       as_levels(teacher_value, 'teacher', name),
-                       self.student)
+            student_levels = as_levels(
+                self.student_recorder.get(term.student_spec), 'student', name)
+            teacher_levels = as_levels(
+                self.teacher_recorder.get(term.teacher_spec), 'teacher', name)
+            term.setup(student_levels, teacher_levels, self.student)
+            try:
+                term.compute(student_levels, teacher_levels, samples)
+            except Exception as err:
+                raise RuntimeError(
+                    f'Term {name!r} ({type(term).__name__}) failed on the '
+                    f'build-time probe batch: {err}') from err
         self.student_recorder.clear()
         self.teacher_recorder.clear()
         self.teacher_recorder.stop_when_complete = True
+
+    def _probe_student(self, inputs: torch.Tensor,
+                       samples: List[BaseDataElement],
+                       size: Tuple[int, int]) -> None:
+        """``student.loss`` on the probe batch in train mode (some heads,
+        e.g. DINO's denoising queries, only compute losses in training),
+        leaving the student's buffers (batch-norm statistics) unchanged."""
+        buffers = [(b, b.clone()) for b in self.student.buffers()]
+        was_training = self.student.training
+        self.student.train()
+        try:
+            self.student.loss(inputs, samples)
+        except Exception as err:
+            raise RuntimeError(
+                f'The student ({type(self.student).__name__}) failed to '
+                f'compute its losses on the build-time probe batch of size '
+                f'{size} (one gt box, instance mask and semantic map per '
+                f'image): {err}. If the model needs a larger or differently '
+                'shaped input, set the distiller\'s probe_size.') from err
+        finally:
+            self.student.train(was_training)
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
 
     # -- nn.Module plumbing for the hidden teacher ---------------------------
     def _apply(self, fn, *args, **kwargs):

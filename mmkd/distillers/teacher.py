@@ -10,7 +10,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import DefaultScope
 
-from ..utils import load_teacher_weights, nearest_names
+from ..utils import is_url, load_teacher_weights, nearest_names
 
 
 def current_scope() -> Optional[str]:
@@ -86,6 +86,47 @@ def resolve_model_config(config: Union[str, dict, Config],
     return ConfigDict(config), fallback_scope
 
 
+def check_checkpoint_reference(checkpoint: Optional[str]) -> None:
+    """Fail fast on a teacher checkpoint that cannot be loaded.
+
+    Raises:
+        ValueError: no checkpoint, or a URL scheme other than http(s).
+        FileNotFoundError: a local checkpoint that does not exist.
+    """
+    if not checkpoint:
+        raise ValueError(
+            'teacher.checkpoint is required: a local path or URL of the '
+            'trained teacher weights (a random teacher teaches nothing).')
+    if is_url(checkpoint):
+        return
+    if re.match(r'^[A-Za-z][A-Za-z0-9+.-]*://', checkpoint):
+        raise ValueError(
+            f'teacher.checkpoint {checkpoint!r}: only http:// and https:// '
+            'URLs are downloaded; give a local path for any other source.')
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(
+            f'Teacher checkpoint not found: {checkpoint!r}. Fix '
+            'teacher.checkpoint (a local path or an http(s) URL).')
+
+
+def check_teacher_reference(teacher: dict) -> None:
+    """Check the distiller's ``teacher`` argument before any model is built.
+
+    Raises:
+        ValueError: unknown keys, no config, or a bad checkpoint reference.
+        FileNotFoundError: the checkpoint file does not exist.
+    """
+    if not isinstance(teacher, dict):
+        raise ValueError('teacher must be dict(config=..., checkpoint=...); '
+                         f'got a {type(teacher).__name__}.')
+    unknown = set(teacher) - {'config', 'checkpoint', 'strip_prefix'}
+    if unknown or 'config' not in teacher:
+        raise ValueError(
+            'teacher must be dict(config=..., checkpoint=...[, '
+            f'strip_prefix=...]); got keys {sorted(teacher)}.')
+    check_checkpoint_reference(teacher.get('checkpoint'))
+
+
 def build_frozen_teacher(config: Union[str, dict, Config],
                          checkpoint: Optional[str],
                          fallback_scope: Optional[str],
@@ -98,19 +139,11 @@ def build_frozen_teacher(config: Union[str, dict, Config],
 
     Raises:
         ValueError: no checkpoint was given (a random teacher teaches
-            nothing).
+            nothing), or a URL that is not http(s).
         FileNotFoundError: the checkpoint or config file does not exist.
         RuntimeError: the checkpoint does not fit the config.
     """
-    if not checkpoint:
-        raise ValueError(
-            'teacher.checkpoint is required: a local path or URL of the '
-            'trained teacher weights (a random teacher teaches nothing).')
-    if not re.match(r'^[a-z0-9]+://', checkpoint) and \
-            not osp.isfile(checkpoint):
-        raise FileNotFoundError(
-            f'Teacher checkpoint not found: {checkpoint!r}. Fix '
-            'teacher.checkpoint (a local path or an http(s) URL).')
+    check_checkpoint_reference(checkpoint)
     model_cfg, scope = resolve_model_config(config, fallback_scope)
     teacher = build_model_in_scope(model_cfg, scope)
     load_teacher_weights(teacher, checkpoint, strip_prefix=strip_prefix)

@@ -50,7 +50,8 @@ class FeatureImitation(DistillTerm):
       ``Σ W·(A(s) − t)² / (C_l · ΣW)``, summed over levels. Without a mask
       this is ``F.mse_loss`` per level.
     - ``'fgfi'``: FGFI's ``Σ_l Σ W·(A(s) − t)² / (2·N_p)``, ``N_p = ΣW``
-      over all levels (the positives), channels summed.
+      over all levels (the positives, floored at 1 as the paper counts
+      points), channels summed.
 
     A batch whose mask is empty gives a loss of 0.
 

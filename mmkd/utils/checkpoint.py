@@ -72,8 +72,10 @@ def allow_mmengine_checkpoint_types() -> None:
     _ALLOWED = True
 
 
-def _is_url(path: str) -> bool:
-    return re.match(r'^(https?|s3)://', path) is not None
+def is_url(path: str) -> bool:
+    """Whether ``path`` is an http(s) URL that :func:`load_state_dict_file`
+    downloads."""
+    return re.match(r'^https?://', path) is not None
 
 
 def load_state_dict_file(path: str,
@@ -93,7 +95,7 @@ def load_state_dict_file(path: str,
         RuntimeError: the file is not a checkpoint PyTorch can read safely.
     """
     allow_mmengine_checkpoint_types()
-    if _is_url(path):
+    if is_url(path):
         return torch.hub.load_state_dict_from_url(
             path, map_location=map_location, weights_only=True)
     if not osp.isfile(path):
@@ -155,7 +157,9 @@ def load_teacher_weights(model: nn.Module,
             (k[len(strip_prefix):], v) for k, v in state_dict.items()
             if k.startswith(strip_prefix))
     own = model.state_dict()
-    missing = sorted(set(own) - set(state_dict))
+    # torch fills in a missing BatchNorm ``num_batches_tracked`` itself
+    missing = sorted(k for k in set(own) - set(state_dict)
+                     if not k.endswith('num_batches_tracked'))
     unexpected = sorted(set(state_dict) - set(own))
     mismatched = sorted(
         f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '

@@ -108,11 +108,24 @@ def test_to_moves_and_casts_the_teacher(det_teacher_ckpt):
     assert next(model.teacher.parameters()).dtype == torch.float64
 
 
-def test_missing_checkpoint_fails_before_building(det_scope, tmp_path):
+def test_missing_checkpoint_fails_before_building(det_scope, tmp_path,
+                                                  monkeypatch):
+    import mmkd.distillers.distiller as distiller_module
+
+    def must_not_build(*args, **kwargs):
+        raise AssertionError('a model was built before the checkpoint check')
+
+    monkeypatch.setattr(distiller_module, 'build_model_in_scope',
+                        must_not_build)
     with pytest.raises(FileNotFoundError, match='teacher.checkpoint'):
         _det_distiller(str(tmp_path / 'nope.pth'))
     with pytest.raises(ValueError, match='checkpoint is required'):
         _det_distiller(None)
+    with pytest.raises(ValueError, match='only http:// and https://'):
+        _det_distiller('file:///tmp/teacher.pth')
+    with pytest.raises(ValueError, match=r"got keys \['cfg', 'checkpoint'\]"):
+        Distiller(student=tiny_retinanet(), distill=dict(),
+                  teacher=dict(cfg='x.py', checkpoint=str(tmp_path)))
 
 
 def test_mismatched_checkpoint_lists_keys(det_scope, tmp_path):
@@ -189,6 +202,71 @@ def test_segmentor_pixel_kd_and_feature_imitation(seg_teacher_ckpt):
     assert {'decode.loss_ce', 'loss_distill_logits',
             'loss_distill_bottleneck'} <= set(losses)
     assert losses['loss_distill_logits'] > 0
+
+
+def test_probe_leaves_student_batch_norm_statistics_untouched(
+        det_teacher_ckpt):
+    model = _det_distiller(det_teacher_ckpt)
+    norms = [m for m in model.student.modules()
+             if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and model.student.training
+    for norm in norms:
+        assert norm.num_batches_tracked.item() == 0
+        assert torch.equal(norm.running_var, torch.ones_like(norm.running_var))
+
+
+def test_mask_rcnn_student_gets_masks_in_the_probe(det_teacher_ckpt):
+    from mmengine.config import Config
+
+    from mmkd.distillers.teacher import resolve_config_path
+    student = Config.fromfile(resolve_config_path(
+        'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py')).model
+    student.backbone.init_cfg = None
+    model = Distiller(
+        student=student,
+        teacher=dict(config=dict(default_scope='mmdet',
+                                 model=tiny_retinanet(16, 32)),
+                     checkpoint=det_teacher_ckpt),
+        # stride 8: P3 of Mask R-CNN's five levels, P3 of the teacher's three
+        distill=dict(p3=dict(type='FeatureImitation',
+                             student='neck.fpn_convs.1',
+                             teacher='neck.fpn_convs.0',
+                             mask=dict(type='GtBoxMask'))),
+        probe_size=(64, 64))
+    losses = model.loss(*_batch(model))
+    assert {'loss_mask', 'loss_rpn_cls', 'loss_distill_p3'} <= set(losses)
+    assert losses['loss_distill_p3'] > 0
+
+
+def test_fgfi_mask_on_a_single_fpn_level(det_teacher_ckpt):
+    model = _det_distiller(det_teacher_ckpt, distill=dict(p4=dict(
+        type='FeatureImitation', student='neck.fpn_convs.1',
+        teacher='neck.fpn_convs.1', mask=dict(type='FGFIMask'))))
+    assert model.loss(*_batch(model))['loss_distill_p4'] > 0
+
+
+def test_fgfi_mask_on_a_level_without_anchors_fails_at_build(
+        det_teacher_ckpt):
+    # layer1 has stride 4; the anchors are laid at strides 8, 16 and 32
+    with pytest.raises(RuntimeError,
+                       match=r"'c2'.*build-time probe.*matches no"):
+        _det_distiller(det_teacher_ckpt, distill=dict(c2=dict(
+            type='FeatureImitation', student='backbone.layer1',
+            teacher='backbone.layer1', mask=dict(type='FGFIMask'))))
+
+
+def test_box_mask_on_a_segmentor_fails_at_build(seg_teacher_ckpt):
+    with pytest.raises(ValueError, match='GtBoxMask.*EncoderDecoder.*mmseg'):
+        Distiller(
+            student=tiny_pspnet(8, 16),
+            teacher=dict(config=dict(default_scope='mmseg',
+                                     model=tiny_pspnet(16, 32)),
+                         checkpoint=seg_teacher_ckpt),
+            distill=dict(fi=dict(type='FeatureImitation',
+                                 student='decode_head.bottleneck',
+                                 teacher='decode_head.bottleneck',
+                                 mask=dict(type='GtBoxMask'))),
+            probe_size=(32, 32))
 
 
 def test_package_teacher_config_paths_resolve_with_suggestions():

@@ -75,6 +75,20 @@ def test_levels_are_summed_each_normalised():
     assert term.compute(s, t, []).item() == pytest.approx(5.0)
 
 
+def test_fgfi_normalisation_counts_positives_over_all_levels():
+    """N_p is summed over levels, channels are summed, not averaged."""
+    term = FeatureImitation('a', 'b', adaptor=None, normalize='fgfi')
+    s = [torch.ones(1, 2, 4, 4), torch.full((1, 2, 2, 2), 2.)]
+    t = [torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 2, 2)]
+    term.setup(s, t, None)
+    term.mask = _TopLeftMask()
+    # level 0: 2 channels · 1² = 2; level 1: 2 · 2² = 8; N_p = 1 + 1
+    assert term.compute(s, t, []).item() == pytest.approx(10 / (2 * 2))
+    # the 'mean' normalisation of the same masked maps: 2/2 + 8/2
+    term.normalize = 'mean'
+    assert term.compute(s, t, []).item() == pytest.approx(5.0)
+
+
 def test_warmup_zeroes_the_weighted_loss_but_keeps_the_graph():
     term = FeatureImitation('a', 'b', loss_weight=2.0, warmup_iters=3)
     s = torch.randn(2, 4, 3, 3)

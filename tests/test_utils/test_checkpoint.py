@@ -3,7 +3,8 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
-from mmkd.utils import load_state_dict_file, nearest_names
+from mmkd.utils import (is_url, load_state_dict_file, load_teacher_weights,
+                        nearest_names)
 
 
 def test_mmengine_resume_state_loads_with_weights_only(tmp_path):
@@ -54,6 +55,35 @@ def test_missing_and_corrupt_files_are_clear_errors(tmp_path):
     bad.write_bytes(b'not a checkpoint')
     with pytest.raises(RuntimeError, match='Could not load'):
         load_state_dict_file(str(bad))
+
+
+def test_checkpoint_without_num_batches_tracked_loads(tmp_path):
+    """torch fills in BatchNorm's counter; it is not a missing key."""
+    torch.manual_seed(0)
+    source = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1),
+                                 torch.nn.BatchNorm2d(4))
+    state = {k: v for k, v in source.state_dict().items()
+             if not k.endswith('num_batches_tracked')}
+    path = tmp_path / 'old.pth'
+    torch.save(dict(state_dict=state), path)
+    target = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1),
+                                 torch.nn.BatchNorm2d(4))
+    load_teacher_weights(target, str(path))
+    assert torch.equal(target[0].weight, source[0].weight)
+    # any other missing key is still reported
+    del state['1.running_var']
+    torch.save(dict(state_dict=state), path)
+    with pytest.raises(RuntimeError,
+                       match=r'missing keys \(1\): 1.running_var'):
+        load_teacher_weights(target, str(path))
+
+
+def test_only_http_urls_count_as_downloads():
+    assert is_url('https://download.openmmlab.com/a.pth')
+    assert is_url('http://host/a.pth')
+    assert not is_url('file:///tmp/a.pth')
+    assert not is_url('s3://bucket/a.pth')
+    assert not is_url('/tmp/https://a.pth')
 
 
 def test_nearest_names():
