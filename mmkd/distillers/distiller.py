@@ -25,6 +25,13 @@ from .teacher import (build_frozen_teacher, build_model_in_scope,
 from .teacher_inputs import TeacherInputConverter
 
 
+def _is_batch_norm(module: nn.Module) -> bool:
+    """torch's batch norms (SyncBatchNorm included) and look-alikes such as
+    mmcv's ``MMSyncBN``."""
+    return isinstance(module, nn.modules.batchnorm._BatchNorm) or \
+        'BatchNorm' in type(module).__name__
+
+
 @MODELS.register_module()
 class Distiller(BaseModel):
     """Distil a frozen teacher into a student with named loss terms.
@@ -162,11 +169,17 @@ class Distiller(BaseModel):
                        samples: List[BaseDataElement],
                        size: Tuple[int, int]) -> None:
         """``student.loss`` on the probe batch in train mode (some heads,
-        e.g. DINO's denoising queries, only compute losses in training),
-        leaving the student's buffers (batch-norm statistics) unchanged."""
+        e.g. DINO's denoising queries, only compute losses in training).
+
+        Batch norms run in eval mode: they neither update their statistics
+        nor synchronise (``SyncBN`` on CPU under an initialised process
+        group would fail). Every buffer is restored afterwards."""
         buffers = [(b, b.clone()) for b in self.student.buffers()]
         was_training = self.student.training
         self.student.train()
+        for module in self.student.modules():
+            if _is_batch_norm(module):
+                module.eval()
         try:
             self.student.loss(inputs, samples)
         except Exception as err:

@@ -215,6 +215,31 @@ def test_probe_leaves_student_batch_norm_statistics_untouched(
         assert torch.equal(norm.running_var, torch.ones_like(norm.running_var))
 
 
+def test_sync_bn_student_builds_under_a_process_group(tmp_path,
+                                                     det_teacher_ckpt):
+    """Under DDP the model is built on the CPU with the process group up;
+    SyncBN in train mode would then refuse the CPU probe batch."""
+    import torch.distributed as dist
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/pg',
+                            rank=0, world_size=1)
+    try:
+        student = tiny_retinanet(8, 16)
+        student['backbone']['norm_cfg'] = dict(type='SyncBN')
+        model = Distiller(
+            student=student,
+            teacher=dict(config=dict(default_scope='mmdet',
+                                     model=tiny_retinanet(16, 32)),
+                         checkpoint=det_teacher_ckpt),
+            distill=dict(fpn=dict(type='FeatureImitation', student='neck',
+                                  teacher='neck')),
+            probe_size=(64, 64))
+    finally:
+        dist.destroy_process_group()
+    norms = [m for m in model.student.modules()
+             if isinstance(m, torch.nn.SyncBatchNorm)]
+    assert norms and all(m.training for m in norms)
+
+
 def test_mask_rcnn_student_gets_masks_in_the_probe(det_teacher_ckpt):
     from mmengine.config import Config
 
