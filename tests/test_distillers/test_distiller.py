@@ -8,16 +8,25 @@ from mmkd import Distiller
 from mmkd.distillers.probe import make_probe_batch
 
 
-def _det_distiller(ckpt, distill=None, **kwargs):
+def _det_distiller(ckpt, distill=None, student=None, **kwargs):
     distill = distill or dict(fpn=dict(
         type='FeatureImitation', student='neck', teacher='neck',
         mask=dict(type='FGFIMask')))
     return Distiller(
-        student=tiny_retinanet(8, 16),
+        student=student or tiny_retinanet(8, 16),
         teacher=dict(config=dict(default_scope='mmdet',
                                  model=tiny_retinanet(16, 32)),
                      checkpoint=ckpt),
         distill=distill, probe_size=(64, 64), **kwargs)
+
+
+def _seg_distiller(ckpt, distill):
+    return Distiller(
+        student=tiny_pspnet(8, 16),
+        teacher=dict(config=dict(default_scope='mmseg',
+                                 model=tiny_pspnet(16, 32)),
+                     checkpoint=ckpt),
+        distill=distill, probe_size=(32, 32))
 
 
 def _batch(model, size=(64, 64)):
@@ -179,18 +188,12 @@ def test_warmup_follows_the_runner_iteration(det_teacher_ckpt):
 
 
 def test_segmentor_pixel_kd_and_feature_imitation(seg_teacher_ckpt):
-    model = Distiller(
-        student=tiny_pspnet(8, 16),
-        teacher=dict(config=dict(default_scope='mmseg',
-                                 model=tiny_pspnet(16, 32)),
-                     checkpoint=seg_teacher_ckpt),
-        distill=dict(
-            logits=dict(type='PixelwiseKD', student='decode_head.conv_seg',
-                        teacher='decode_head.conv_seg', loss_weight=10.),
-            bottleneck=dict(type='FeatureImitation',
-                            student='decode_head.bottleneck',
-                            teacher='decode_head.bottleneck')),
-        probe_size=(32, 32))
+    model = _seg_distiller(seg_teacher_ckpt, distill=dict(
+        logits=dict(type='PixelwiseKD', student='decode_head.conv_seg',
+                    teacher='decode_head.conv_seg', loss_weight=10.),
+        bottleneck=dict(type='FeatureImitation',
+                        student='decode_head.bottleneck',
+                        teacher='decode_head.bottleneck')))
     conv = model.distill_terms.bottleneck.adaptors[0].conv.conv
     assert (conv.in_channels, conv.out_channels) == (16, 32)
     calls = []
@@ -225,14 +228,7 @@ def test_sync_bn_student_builds_under_a_process_group(tmp_path,
     try:
         student = tiny_retinanet(8, 16)
         student['backbone']['norm_cfg'] = dict(type='SyncBN')
-        model = Distiller(
-            student=student,
-            teacher=dict(config=dict(default_scope='mmdet',
-                                     model=tiny_retinanet(16, 32)),
-                         checkpoint=det_teacher_ckpt),
-            distill=dict(fpn=dict(type='FeatureImitation', student='neck',
-                                  teacher='neck')),
-            probe_size=(64, 64))
+        model = _det_distiller(det_teacher_ckpt, student=student)
     finally:
         dist.destroy_process_group()
     norms = [m for m in model.student.modules()
@@ -247,17 +243,10 @@ def test_mask_rcnn_student_gets_masks_in_the_probe(det_teacher_ckpt):
     student = Config.fromfile(resolve_config_path(
         'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py')).model
     student.backbone.init_cfg = None
-    model = Distiller(
-        student=student,
-        teacher=dict(config=dict(default_scope='mmdet',
-                                 model=tiny_retinanet(16, 32)),
-                     checkpoint=det_teacher_ckpt),
-        # stride 8: P3 of Mask R-CNN's five levels, P3 of the teacher's three
-        distill=dict(p3=dict(type='FeatureImitation',
-                             student='neck.fpn_convs.1',
-                             teacher='neck.fpn_convs.0',
-                             mask=dict(type='GtBoxMask'))),
-        probe_size=(64, 64))
+    # stride 8: P3 of Mask R-CNN's five levels, P3 of the teacher's three
+    model = _det_distiller(det_teacher_ckpt, student=student, distill=dict(
+        p3=dict(type='FeatureImitation', student='neck.fpn_convs.1',
+                teacher='neck.fpn_convs.0', mask=dict(type='GtBoxMask'))))
     losses = model.loss(*_batch(model))
     assert {'loss_mask', 'loss_rpn_cls', 'loss_distill_p3'} <= set(losses)
     assert losses['loss_distill_p3'] > 0
@@ -282,16 +271,9 @@ def test_fgfi_mask_on_a_level_without_anchors_fails_at_build(
 
 def test_box_mask_on_a_segmentor_fails_at_build(seg_teacher_ckpt):
     with pytest.raises(ValueError, match='GtBoxMask.*EncoderDecoder.*mmseg'):
-        Distiller(
-            student=tiny_pspnet(8, 16),
-            teacher=dict(config=dict(default_scope='mmseg',
-                                     model=tiny_pspnet(16, 32)),
-                         checkpoint=seg_teacher_ckpt),
-            distill=dict(fi=dict(type='FeatureImitation',
-                                 student='decode_head.bottleneck',
-                                 teacher='decode_head.bottleneck',
-                                 mask=dict(type='GtBoxMask'))),
-            probe_size=(32, 32))
+        _seg_distiller(seg_teacher_ckpt, distill=dict(fi=dict(
+            type='FeatureImitation', student='decode_head.bottleneck',
+            teacher='decode_head.bottleneck', mask=dict(type='GtBoxMask'))))
 
 
 def test_package_teacher_config_paths_resolve_with_suggestions():
