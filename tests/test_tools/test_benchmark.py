@@ -1,0 +1,38 @@
+"""tools/benchmark/train_step_speed.py on a tiny batch: it builds and steps
+every configuration and reports what it trained."""
+import json
+import os.path as osp
+import sys
+
+import pytest
+
+from conftest import REPO
+
+sys.path.insert(0, osp.join(REPO, 'tools', 'benchmark'))
+
+
+def test_benchmark_times_every_configuration(tmp_path, capsys):
+    from train_step_speed import main
+    out = tmp_path / 'speed.json'
+    main(['--iters', '1', '--warmup', '0', '--batch-size', '2', '--size',
+          '64', '--threads', '2', '--out', str(out)])
+    results = json.loads(out.read_text())
+    assert list(results) == ['teacher', 'student', 'student + KD (neck)',
+                             'student + KD (head)']
+    for row in results.values():
+        assert row['mean_s'] > 0 and row['median_s'] > 0
+    student = results['student']['trainable_params']
+    # one 1x1 adaptor (32 -> 64, with bias) a level, three levels
+    adaptors = 3 * (32 * 64 + 64)
+    assert results['student + KD (neck)']['trainable_params'] == \
+        student + adaptors
+    assert results['student + KD (head)']['trainable_params'] == \
+        student + adaptors
+    assert results['teacher']['trainable_params'] > 3 * student
+    assert 'student + KD (head)' in capsys.readouterr().out
+
+
+def test_benchmark_refuses_amp_on_the_cpu():
+    from train_step_speed import main
+    with pytest.raises(SystemExit):
+        main(['--amp', '--device', 'cpu'])
