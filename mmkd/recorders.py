@@ -10,7 +10,7 @@ Records are kept only while the recorder is active and cleared at the start
 of every step, so predict/val/test never hold features in memory.
 """
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 import torch.nn as nn
 
@@ -106,23 +106,23 @@ class ModelRecorder:
                     f'record must be one of {READ_KINDS}, got '
                     f'{spec.record!r} for {model_name} path {spec.path!r}.')
             module = require_module(modules, spec.path, model_name)
-            self._handles.append(
-                module.register_forward_hook(self._make_hook(spec)))
-
-    def _make_hook(self, spec: ReadSpec):
-
-        def hook(module: nn.Module, args: Tuple, output: Any) -> None:
-            if not self.active:
-                return
             if spec.record == 'output':
-                value = output
-            else:
-                value = args[0] if len(args) == 1 else tuple(args)
-            self._calls.setdefault(spec, []).append(value)
-            if self.stop_when_complete and self.complete():
-                raise StopForward
+                handle = module.register_forward_hook(
+                    lambda m, args, output, spec=spec: self._record(
+                        spec, output))
+            else:  # before the module runs, so a stop skips it too
+                handle = module.register_forward_pre_hook(
+                    lambda m, args, spec=spec: self._record(
+                        spec, args[0] if len(args) == 1 else tuple(args)))
+            self._handles.append(handle)
 
-        return hook
+    def _record(self, spec: ReadSpec, value: Any) -> None:
+        """Keep ``value`` while active; stop the model once complete."""
+        if not self.active:
+            return
+        self._calls.setdefault(spec, []).append(value)
+        if self.stop_when_complete and self.complete():
+            raise StopForward
 
     def complete(self) -> bool:
         """Whether every spec has been called as often as in the probe."""
@@ -136,13 +136,26 @@ class ModelRecorder:
     def call_counts(self) -> Dict[ReadSpec, int]:
         return {spec: len(self._calls.get(spec, ())) for spec in self.specs}
 
-    def get(self, spec: ReadSpec) -> Any:
-        """The recorded value: one call's value, or a tuple of all calls."""
+    def get(self, spec: ReadSpec, term: Optional[str] = None) -> Any:
+        """The recorded value: one call's value, or a tuple of all calls.
+
+        Args:
+            spec: where the value was recorded.
+            term: the distillation term asking, for the message.
+
+        Raises:
+            RuntimeError: the module did not run in this forward pass.
+        """
         calls = self._calls.get(spec)
         if not calls:
+            where = f'Term {term!r}: ' if term else ''
             raise RuntimeError(
-                f'{self.model_name} module {spec} was not executed in this '
-                'forward pass, so there is nothing to distil from it.')
+                f'{where}{self.model_name} module {spec} was not executed in '
+                'this forward pass, so there is nothing to distil from it. '
+                'Read a module that runs there: the student runs its loss '
+                'forward, the teacher its tensor-mode forward, which '
+                'computes no loss (so e.g. mmseg auxiliary heads do not '
+                'run).')
         return calls[0] if len(calls) == 1 else tuple(calls)
 
     def remove(self) -> None:

@@ -8,6 +8,7 @@ One training step::
        |-> student.loss(inputs, data_samples) -> task losses
        '-> every term(student records, teacher records) -> loss_distill_<name>
 """
+import copy
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -19,17 +20,10 @@ from mmengine.structures import BaseDataElement
 from ..losses.base import DistillTerm, as_levels
 from ..recorders import ModelRecorder, StopForward, require_module
 from ..registry import MODELS
-from .probe import make_probe_batch
+from .probe import make_probe_batch, probe_device, probing
 from .teacher import (build_frozen_teacher, build_model_in_scope,
                       check_teacher_reference, current_scope)
 from .teacher_inputs import TeacherInputConverter
-
-
-def _is_batch_norm(module: nn.Module) -> bool:
-    """torch's batch norms (SyncBatchNorm included) and look-alikes such as
-    mmcv's ``MMSyncBN``."""
-    return isinstance(module, nn.modules.batchnorm._BatchNorm) or \
-        'BatchNorm' in type(module).__name__
 
 
 @MODELS.register_module()
@@ -90,7 +84,7 @@ class Distiller(BaseModel):
             teacher.get('strip_prefix')))
         # None when both models normalise images the same way
         self.teacher_input_converter = TeacherInputConverter.between(
-            self.student.data_preprocessor, self.teacher.data_preprocessor)
+            self.data_preprocessor, self.teacher.data_preprocessor)
         self.distill_terms = self._build_terms(distill)
         terms = list(self.distill_terms.values())
         self.student_recorder = ModelRecorder(
@@ -132,11 +126,32 @@ class Distiller(BaseModel):
     @torch.no_grad()
     def _probe_and_setup(self, size: Tuple[int, int]) -> None:
         """Run both models once on a dummy batch; set up and dry-run every
-        term, so that shape, level and mask errors surface at build time."""
-        inputs, samples = make_probe_batch(self.student, size)
+        term, so that shape, level and mask errors surface at build time.
+
+        Runs where :func:`probe_device` says (the GPU under NCCL), then
+        moves everything back to where it was built."""
+        built_on = next(self.student.parameters()).device
+        device = probe_device()
+        self.to(device)
+        try:
+            self._probe_on(device, size)
+        finally:
+            self.to(built_on)
+        self.teacher_recorder.stop_when_complete = True
+
+    def _probe_on(self, device: torch.device, size: Tuple[int, int]) -> None:
+        inputs, samples = make_probe_batch(self.student, size, device=device)
         self.student_recorder.active = True
         try:
-            self._probe_student(inputs, samples, size)
+            with probing(self.student):
+                self.student.loss(inputs, samples)
+        except Exception as err:
+            raise RuntimeError(
+                f'The student ({type(self.student).__name__}) failed to '
+                f'compute its losses on the build-time probe batch of size '
+                f'{size} (one gt box, instance mask and semantic map per '
+                f'image): {err}. If the model needs a larger or differently '
+                'shaped input, set the distiller\'s probe_size.') from err
         finally:
             self.student_recorder.active = False
         try:
@@ -150,49 +165,21 @@ class Distiller(BaseModel):
         self.teacher_recorder.expected_calls = \
             self.teacher_recorder.call_counts()
         for name, term in self.distill_terms.items():
-            student_levels = as_levels(
-                self.student_recorder.get(term.student_spec), 'student', name)
-            teacher_levels = as_levels(
-                self.teacher_recorder.get(term.teacher_spec), 'teacher', name)
+            student_levels = as_levels(self.student_recorder.get(
+                term.student_spec, name), 'student', name)
+            teacher_levels = as_levels(self.teacher_recorder.get(
+                term.teacher_spec, name), 'teacher', name)
             term.setup(student_levels, teacher_levels, self.student)
+            term.to(device)  # adaptors are built on the CPU
             try:
-                term.compute(student_levels, teacher_levels, samples)
+                with probing(term):
+                    term.compute(student_levels, teacher_levels, samples)
             except Exception as err:
                 raise RuntimeError(
                     f'Term {name!r} ({type(term).__name__}) failed on the '
                     f'build-time probe batch: {err}') from err
         self.student_recorder.clear()
         self.teacher_recorder.clear()
-        self.teacher_recorder.stop_when_complete = True
-
-    def _probe_student(self, inputs: torch.Tensor,
-                       samples: List[BaseDataElement],
-                       size: Tuple[int, int]) -> None:
-        """``student.loss`` on the probe batch in train mode (some heads,
-        e.g. DINO's denoising queries, only compute losses in training).
-
-        Batch norms run in eval mode: they neither update their statistics
-        nor synchronise (``SyncBN`` on CPU under an initialised process
-        group would fail). Every buffer is restored afterwards."""
-        buffers = [(b, b.clone()) for b in self.student.buffers()]
-        was_training = self.student.training
-        self.student.train()
-        for module in self.student.modules():
-            if _is_batch_norm(module):
-                module.eval()
-        try:
-            self.student.loss(inputs, samples)
-        except Exception as err:
-            raise RuntimeError(
-                f'The student ({type(self.student).__name__}) failed to '
-                f'compute its losses on the build-time probe batch of size '
-                f'{size} (one gt box, instance mask and semantic map per '
-                f'image): {err}. If the model needs a larger or differently '
-                'shaped input, set the distiller\'s probe_size.') from err
-        finally:
-            self.student.train(was_training)
-            for buffer, saved in buffers:
-                buffer.copy_(saved)
 
     # -- nn.Module plumbing for the hidden teacher ---------------------------
     def _apply(self, fn, *args, **kwargs):
@@ -200,6 +187,23 @@ class Distiller(BaseModel):
         super()._apply(fn, *args, **kwargs)
         self.teacher._apply(fn, *args, **kwargs)
         return self
+
+    def __deepcopy__(self, memo: dict) -> 'Distiller':
+        """Copy everything but the frozen teacher, which the copy shares.
+
+        EMA hooks (mmdet's ``EMAHook``, used by RTMDet and YOLOX configs)
+        deep-copy the model; a second frozen teacher would only cost memory.
+        The recorders are shared too: the hooks on the shared teacher, and
+        the hooks the copied student modules carry over, report to them,
+        and every step clears them before and after use."""
+        for shared in (self.teacher, self.teacher_recorder,
+                       self.student_recorder):
+            memo[id(shared)] = shared
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        for key, value in self.__dict__.items():
+            object.__setattr__(copied, key, copy.deepcopy(value, memo))
+        return copied
 
     def train(self, mode: bool = True) -> 'Distiller':
         super().train(mode)
@@ -250,9 +254,9 @@ class Distiller(BaseModel):
         iteration = self._current_iteration()
         for name, term in self.distill_terms.items():
             losses[f'loss_distill_{name}'] = term(
-                self.student_recorder.get(term.student_spec),
-                self.teacher_recorder.get(term.teacher_spec), data_samples,
-                iteration)
+                self.student_recorder.get(term.student_spec, name),
+                self.teacher_recorder.get(term.teacher_spec, name),
+                data_samples, iteration)
         self.student_recorder.clear()
         self.teacher_recorder.clear()
         self._iteration += 1

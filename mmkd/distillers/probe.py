@@ -1,11 +1,65 @@
-"""A dummy batch to probe feature shapes of detectors and segmentors."""
-from typing import List, Tuple
+"""The build-time probe: a dummy batch for detectors and segmentors, where
+to run it, and the mode modules run in while probed."""
+from contextlib import contextmanager
+from typing import Iterator, List, Tuple
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 from mmengine.structures import BaseDataElement
 
 from ..utils.model_kind import is_detector, is_segmentor
+
+
+def is_batch_norm(module: nn.Module) -> bool:
+    """torch's batch norms (SyncBatchNorm included) and look-alikes such as
+    mmcv's ``MMSyncBN``."""
+    return isinstance(module, nn.modules.batchnorm._BatchNorm) or \
+        'BatchNorm' in type(module).__name__
+
+
+@contextmanager
+def probing(module: nn.Module) -> Iterator[None]:
+    """Run ``module`` in train mode, leaving no trace of the probe.
+
+    Train mode, because some heads compute their losses only in training
+    (e.g. DINO's denoising queries). Batch norms run in eval mode: they
+    neither update their statistics nor synchronise (``SyncBN`` on CPU
+    under an initialised process group would fail). The training flag and
+    every buffer are restored afterwards.
+    """
+    buffers = [(b, b.clone()) for b in module.buffers()]
+    was_training = module.training
+    module.train()
+    for child in module.modules():
+        if is_batch_norm(child):
+            child.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
+
+
+def probe_device() -> torch.device:
+    """Where the build-time probe runs.
+
+    The CPU, unless a process group is initialised whose backend has no CPU
+    collectives (NCCL, as ``tools/dist_train.sh`` starts it): the models
+    are built on the CPU, and heads that average across ranks in their
+    losses (mmdet's ``reduce_mean`` in GFL, ATSS, FCOS, ...) would then
+    all-reduce CPU tensors through NCCL and fail. Then the probe runs on the
+    current GPU, as training will.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return torch.device('cpu')
+    backend = str(dist.get_backend()).lower()
+    if 'gloo' in backend or 'mpi' in backend or \
+            not torch.cuda.is_available():
+        return torch.device('cpu')
+    return torch.device('cuda', torch.cuda.current_device())
 
 
 def _detection_samples(size: Tuple[int, int], batch_size: int,
@@ -46,7 +100,8 @@ def _segmentation_samples(size: Tuple[int, int], batch_size: int,
 
 
 def make_probe_batch(model: nn.Module, size: Tuple[int, int],
-                     batch_size: int = 2
+                     batch_size: int = 2,
+                     device: torch.device = torch.device('cpu')
                      ) -> Tuple[torch.Tensor, List[BaseDataElement]]:
     """Zero inputs and data samples with ground truth for ``model``.
 
@@ -58,6 +113,7 @@ def make_probe_batch(model: nn.Module, size: Tuple[int, int],
         model: an mmdet detector or an mmseg segmentor.
         size: (H, W) of the dummy input.
         batch_size: images in the batch (2 keeps batch norm well defined).
+        device: where the inputs and the ground truth are put.
 
     Raises:
         TypeError: ``model`` is neither a detector nor a segmentor.
@@ -65,11 +121,13 @@ def make_probe_batch(model: nn.Module, size: Tuple[int, int],
     h, w = size
     meta = dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w),
                 batch_input_shape=(h, w), scale_factor=(1.0, 1.0))
-    inputs = torch.zeros(batch_size, 3, h, w)
+    inputs = torch.zeros(batch_size, 3, h, w, device=device)
     if is_detector(model):
-        return inputs, _detection_samples(size, batch_size, meta)
-    if is_segmentor(model):
-        return inputs, _segmentation_samples(size, batch_size, meta)
-    raise TypeError(
-        f'{type(model).__name__} is neither an mmdet detector nor an mmseg '
-        'segmentor; mmkd distils models of those two kinds.')
+        samples = _detection_samples(size, batch_size, meta)
+    elif is_segmentor(model):
+        samples = _segmentation_samples(size, batch_size, meta)
+    else:
+        raise TypeError(
+            f'{type(model).__name__} is neither an mmdet detector nor an '
+            'mmseg segmentor; mmkd distils models of those two kinds.')
+    return inputs, [sample.to(device) for sample in samples]

@@ -15,16 +15,25 @@ import torch.nn as nn
 Normalization = Tuple[torch.Tensor, torch.Tensor, bool]
 
 
+# MMEngine's ImgDataPreprocessor (and so mmdet's) names the channel flip
+# ``_channel_conversion``; mmseg's SegDataPreProcessor ``channel_conversion``
+_CHANNEL_CONVERSION_ATTRS = ('_channel_conversion', 'channel_conversion')
+
+
 def _normalization(preprocessor: nn.Module) -> Optional[Normalization]:
-    """(mean, std, bgr_to_rgb) of an MMEngine ``ImgDataPreprocessor``."""
-    if not hasattr(preprocessor, '_channel_conversion'):
+    """(mean, std, channel flip) of an mmengine/mmdet/mmseg image data
+    preprocessor, or ``None`` for one of another kind."""
+    flip = next((getattr(preprocessor, name)
+                 for name in _CHANNEL_CONVERSION_ATTRS
+                 if hasattr(preprocessor, name)), None)
+    if flip is None:
         return None
     if getattr(preprocessor, '_enable_normalize', False):
         mean = preprocessor.mean.detach().float().view(-1)
         std = preprocessor.std.detach().float().view(-1)
     else:
         mean, std = torch.zeros(3), torch.ones(3)
-    return mean, std, bool(preprocessor._channel_conversion)
+    return mean, std, bool(flip)
 
 
 class TeacherInputConverter(nn.Module):

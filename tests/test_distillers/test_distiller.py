@@ -228,12 +228,16 @@ def test_sync_bn_student_builds_under_a_process_group(tmp_path,
     try:
         student = tiny_retinanet(8, 16)
         student['backbone']['norm_cfg'] = dict(type='SyncBN')
-        model = _det_distiller(det_teacher_ckpt, student=student)
+        model = _det_distiller(det_teacher_ckpt, student=student, distill=dict(
+            fpn=dict(type='FeatureImitation', student='neck', teacher='neck',
+                     adaptor=dict(type='ConvAdaptor',
+                                  norm_cfg=dict(type='SyncBN')))))
     finally:
         dist.destroy_process_group()
-    norms = [m for m in model.student.modules()
-             if isinstance(m, torch.nn.SyncBatchNorm)]
-    assert norms and all(m.training for m in norms)
+    for part in (model.student, model.distill_terms):
+        norms = [m for m in part.modules()
+                 if isinstance(m, torch.nn.SyncBatchNorm)]
+        assert norms and all(m.training for m in norms)
 
 
 def test_mask_rcnn_student_gets_masks_in_the_probe(det_teacher_ckpt):
@@ -285,3 +289,85 @@ def test_package_teacher_config_paths_resolve_with_suggestions():
         resolve_config_path('mmdet::retinanet/retinanet_r18_fpn_1x_cocoo.py')
     with pytest.raises(FileNotFoundError, match='not installed'):
         resolve_config_path('mmnothing::a/b.py')
+
+
+def test_explicit_data_preprocessor_drives_the_teacher_conversion(
+        det_teacher_ckpt):
+    """Batches are normalised by the distiller's own preprocessor when one
+    is given, so the teacher's inputs are converted from that one."""
+    std = [58.395, 57.12, 57.375]
+    model = _det_distiller(det_teacher_ckpt, data_preprocessor=dict(
+        type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
+        std=std, bgr_to_rgb=False, pad_size_divisor=32))
+    converter = model.teacher_input_converter
+    assert converter is not None  # the student's own matches the teacher
+    torch.testing.assert_close(converter.scale.view(-1), torch.tensor(std))
+
+
+def test_probe_leaves_adaptor_batch_norm_untouched(det_teacher_ckpt):
+    model = _det_distiller(det_teacher_ckpt, distill=dict(fpn=dict(
+        type='FeatureImitation', student='neck', teacher='neck',
+        adaptor=dict(type='ConvAdaptor', norm_cfg=dict(type='BN')))))
+    norms = [m for m in model.distill_terms.modules()
+             if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == 3 and all(m.training for m in norms)
+    for norm in norms:
+        assert norm.num_batches_tracked.item() == 0
+        assert torch.equal(norm.running_mean,
+                           torch.zeros_like(norm.running_mean))
+
+
+def test_unexecuted_teacher_module_names_the_term(det_teacher_ckpt):
+    # the teacher runs its tensor forward: its loss modules never run
+    with pytest.raises(RuntimeError, match=r"Term 'cls': teacher module "
+                       r"bbox_head.loss_cls.*not executed.*tensor-mode"):
+        _det_distiller(det_teacher_ckpt, distill=dict(cls=dict(
+            type='FeatureImitation', student='neck',
+            teacher='bbox_head.loss_cls')))
+
+
+def test_reading_an_input_stops_the_teacher_before_that_module(
+        det_teacher_ckpt):
+    read = dict(path='bbox_head.retina_cls', record='input')
+    model = _det_distiller(det_teacher_ckpt, distill=dict(fpn=dict(
+        type='FeatureImitation', student=read, teacher=read)))
+    started = []
+    model.teacher.bbox_head.retina_cls.register_forward_pre_hook(
+        lambda *args: started.append(1))
+    losses = model.loss(*_batch(model))
+    # the shared conv runs for levels 0 and 1; the input of level 2 is
+    # the last record needed, so the conv does not run on it
+    assert len(started) == 2 and losses['loss_distill_fpn'] > 0
+
+
+def test_deepcopy_shares_the_teacher_and_still_trains(det_teacher_ckpt):
+    """EMA hooks deep-copy the model: the copy must not duplicate the
+    teacher, and both models keep working."""
+    model = _det_distiller(det_teacher_ckpt)
+    copied = copy.deepcopy(model)
+    assert copied.teacher is model.teacher
+    assert copied.student is not model.student
+    assert copied.distill_terms.fpn is not model.distill_terms.fpn
+    batch = _batch(model)
+    for m in (copied, model):
+        assert m.loss(*batch)['loss_distill_fpn'] > 0
+    with torch.no_grad():
+        copied.distill_terms.fpn.adaptors[0].conv.conv.weight.zero_()
+    assert model.distill_terms.fpn.adaptors[0].conv.conv.weight.abs().sum() > 0
+
+
+def test_probe_runs_on_the_gpu_only_under_a_cpu_less_backend(monkeypatch):
+    import torch.distributed as dist
+
+    from mmkd.distillers.probe import probe_device
+    assert probe_device() == torch.device('cpu')  # no process group
+    monkeypatch.setattr(dist, 'is_initialized', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'current_device', lambda: 3)
+    for backend, device in [('nccl', 'cuda:3'), ('gloo', 'cpu'),
+                            ('cpu:gloo,cuda:nccl', 'cpu'), ('mpi', 'cpu')]:
+        monkeypatch.setattr(dist, 'get_backend', lambda b=backend: b)
+        assert probe_device() == torch.device(device), backend
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(dist, 'get_backend', lambda: 'nccl')
+    assert probe_device() == torch.device('cpu')

@@ -38,3 +38,29 @@ def test_unnormalised_student_to_normalised_teacher():
     torch.testing.assert_close(converter(_preprocess(student, images)),
                                _preprocess(teacher, images),
                                atol=1e-4, rtol=1e-5)
+
+
+def test_mmseg_preprocessors_are_converted(seg_scope):
+    """mmseg's SegDataPreProcessor names its channel flip differently."""
+    from mmseg.models import SegDataPreProcessor
+    student = SegDataPreProcessor(**PYTORCH_STYLE)
+    teacher = SegDataPreProcessor(**CAFFE_STYLE)
+    images = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    converter = TeacherInputConverter.between(student, teacher)
+    assert converter is not None and converter.flip
+    torch.testing.assert_close(converter(_preprocess(student, images)),
+                               _preprocess(teacher, images),
+                               atol=1e-3, rtol=1e-5)
+    assert TeacherInputConverter.between(
+        SegDataPreProcessor(**PYTORCH_STYLE), student) is None
+
+
+def test_mmdet_student_to_caffe_style_mmdet_teacher(det_scope):
+    from mmdet.models import DetDataPreprocessor
+    student = DetDataPreprocessor(**PYTORCH_STYLE)
+    teacher = DetDataPreprocessor(**CAFFE_STYLE)
+    images = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    converter = TeacherInputConverter.between(student, teacher)
+    torch.testing.assert_close(converter(_preprocess(student, images)),
+                               _preprocess(teacher, images),
+                               atol=1e-3, rtol=1e-5)
