@@ -7,8 +7,8 @@ load. Rather than turning the safety off (which would also let a teacher
 checkpoint downloaded from the internet run arbitrary code), we allow-list
 exactly the types MMEngine writes.
 """
-import copyreg
 import os.path as osp
+import pickle
 import re
 from collections import OrderedDict
 from typing import Dict, List, Optional
@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 import torch.nn as nn
+from mmengine.utils import digit_version
 
 _ALLOWED = False
 
@@ -35,41 +36,55 @@ def _numpy_safe_globals() -> List[object]:
     return types
 
 
-def _reduce_history_buffer(buffer) -> tuple:
-    """Pickle a ``HistoryBuffer`` as data only.
+# HistoryBuffer's default statistics, which MMEngine pickles with every
+# buffer of the message hub
+_HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
 
-    MMEngine's ``HistoryBuffer.__getstate__`` also pickles its statistics
-    *functions*, which protocol 2 writes as ``getattr(HistoryBuffer,
-    'mean')``; loading that would need ``getattr`` allow-listed, which
-    opens the weights-only unpickler far wider than data. Without them,
-    ``__setstate__`` restores the default statistics (min, max, current,
-    mean) on load.
+
+def history_buffer_statistic(owner: type, name: str) -> object:
+    """What ``builtins.getattr`` means in a weights-only load.
+
+    ``HistoryBuffer.__getstate__`` pickles its statistics methods, which
+    pickle protocol 2 (``torch.save``'s) writes as
+    ``getattr(HistoryBuffer, 'mean')``. Allow-listing ``getattr`` itself
+    would let a checkpoint reach any attribute of any allowed object; this
+    stand-in resolves exactly those four look-ups and refuses every other.
+
+    Raises:
+        pickle.UnpicklingError: any other look-up.
     """
-    state = {k: v for k, v in vars(buffer).items()
-             if k != 'statistics_methods'}
-    return copyreg.__newobj__, (type(buffer), ), state
+    from mmengine.logging import HistoryBuffer
+    if owner is HistoryBuffer and name in _HISTORY_BUFFER_STATISTICS:
+        return getattr(owner, name)
+    raise pickle.UnpicklingError(
+        f'Refused getattr({getattr(owner, "__name__", owner)!r}, {name!r}) '
+        'in a weights-only load: mmkd resolves getattr only for the '
+        f'statistics {_HISTORY_BUFFER_STATISTICS} of MMEngine\'s '
+        'HistoryBuffer.')
 
 
 def allow_mmengine_checkpoint_types() -> None:
     """Make MMEngine checkpoints load with ``weights_only=True``.
 
     Allow-lists the data types MMEngine puts in checkpoints (the message
-    hub's ``HistoryBuffer``, NumPy arrays, dtypes and scalars) and makes
-    ``HistoryBuffer`` pickle as data only (see
-    :func:`_reduce_history_buffer`), so checkpoints written while mmkd is
-    imported resume safely. Idempotent. The allow-list is skipped on
-    PyTorch < 2.4, which loads with ``weights_only=False`` by default.
+    hub's ``HistoryBuffer`` with its statistics methods, see
+    :func:`history_buffer_statistic`; NumPy arrays, dtypes and scalars), so
+    resume checkpoints and teachers trained by plain mmdet/mmseg load
+    safely. Idempotent. PyTorch < 2.4 has no allow-list (and loads with
+    ``weights_only=False`` by default); 2.4 and 2.5 cannot allow-list under
+    another name, so there the statistics stand-in is left out.
     """
     global _ALLOWED
     if _ALLOWED:
         return
-    from mmengine.logging import HistoryBuffer
-    copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
-    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
-    if add_safe_globals is not None:
-        add_safe_globals([HistoryBuffer, OrderedDict,
-                          *_numpy_safe_globals()])
     _ALLOWED = True
+    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
+    if add_safe_globals is None:
+        return
+    from mmengine.logging import HistoryBuffer
+    add_safe_globals([HistoryBuffer, OrderedDict, *_numpy_safe_globals()])
+    if digit_version(torch.__version__) >= digit_version('2.6.0'):
+        add_safe_globals([(history_buffer_statistic, 'builtins.getattr')])
 
 
 def is_url(path: str) -> bool:
@@ -105,11 +120,11 @@ def load_state_dict_file(path: str,
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # corrupt or unsafe pickle
-        hint = ('Is it a complete PyTorch/MMEngine checkpoint?')
-        if 'getattr' in str(err):
-            hint = ('It holds more than weights: probably the training state '
-                    'of an MMEngine run made without mmkd (its message hub). '
-                    'If you trust the file, keep only its weights: '
+        hint = 'Is it a complete PyTorch/MMEngine checkpoint?'
+        if 'global' in str(err).lower() or 'getattr' in str(err):
+            hint = ('It holds objects other than weights and MMEngine\'s '
+                    'training state, which mmkd does not unpickle. If you '
+                    'trust the file, keep only its weights: '
                     'torch.save({"state_dict": torch.load(IN, '
                     'weights_only=False)["state_dict"]}, OUT).')
         raise RuntimeError(
