@@ -105,8 +105,9 @@ def _fgfi_by_hand(boxes, sizes, strides, thr=0.5):
             for c in range(w):
                 cx, cy = s * c + s / 2, s * r + s / 2
                 for side in (s, 2 * s):
-                    anchors.append((level, r, c, (cx - side / 2, cy - side / 2,
-                                                  cx + side / 2, cy + side / 2)))
+                    half = side / 2
+                    anchors.append((level, r, c, (cx - half, cy - half,
+                                                  cx + half, cy + half)))
     masks = [torch.zeros(h, w) for h, w in sizes]
     for box in boxes:
         ious = [_iou(box, a[3]) for a in anchors]
@@ -145,7 +146,8 @@ def test_fgfi_mask_on_one_level_uses_the_anchors_of_its_stride():
 def test_fgfi_mask_rejects_a_level_of_no_anchor_stride():
     mask = FGFIMask()
     mask.setup(_TwoLevelStudent(strides=(8, 32)))
-    with pytest.raises(ValueError, match=r'stride 16x16.*\(8, 8\), \(32, 32\)'):
+    with pytest.raises(ValueError,
+                       match=r'stride 16x16.*\(8, 8\), \(32, 32\)'):
         mask([(1, 4, 3, 3)], [_sample([[0, 0, 8, 8]], (48, 48))], 'cpu')
 
 

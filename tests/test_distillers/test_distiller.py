@@ -95,7 +95,26 @@ def test_predict_goes_to_the_student(det_teacher_ckpt):
     with torch.no_grad():
         ours = model(inputs, samples, mode='tensor')
         plain = model.student(inputs, samples, mode='tensor')
-    assert all(torch.equal(a, b) for a, b in zip(ours[0], plain[0]))
+    assert len(ours) == len(plain) == 2  # class and box maps
+    for a, b in zip(ours[0] + ours[1], plain[0] + plain[1]):
+        assert torch.equal(a, b)
+    # val/test: the runner's val_step predicts with the student, and the
+    # teacher does not run
+    calls = []
+    model.teacher.register_forward_pre_hook(lambda *a: calls.append(1))
+    from mmengine.config import ConfigDict
+    model.student.bbox_head.test_cfg = ConfigDict(
+        model.student.bbox_head.test_cfg, score_thr=0.0)  # as the Runner's
+    with torch.no_grad():
+        ours = model.val_step(dict(inputs=list(inputs), data_samples=[
+            copy.deepcopy(s) for s in samples]))
+        plain = model.student.val_step(dict(inputs=list(inputs),
+                                            data_samples=samples))
+    assert calls == [] and len(ours) == len(plain) == 2
+    for a, b in zip(ours, plain):
+        assert len(a.pred_instances) > 0
+        assert torch.equal(a.pred_instances.bboxes, b.pred_instances.bboxes)
+        assert torch.equal(a.pred_instances.scores, b.pred_instances.scores)
 
 
 def test_student_initialisation_ignores_the_teacher(det_teacher_ckpt):
@@ -107,6 +126,7 @@ def test_student_initialisation_ignores_the_teacher(det_teacher_ckpt):
     torch.manual_seed(1)
     model = _det_distiller(det_teacher_ckpt)
     model.student.init_weights()
+    assert alone.state_dict().keys() == model.student.state_dict().keys()
     for (name, a), b in zip(alone.state_dict().items(),
                             model.student.state_dict().values()):
         assert torch.equal(a, b), name
