@@ -13,15 +13,20 @@ def _preprocess(pre, images):
     return pre(dict(inputs=[img for img in images]), False)['inputs']
 
 
-def test_converts_pytorch_style_inputs_to_caffe_style():
-    student, teacher = (ImgDataPreprocessor(**PYTORCH_STYLE),
-                        ImgDataPreprocessor(**CAFFE_STYLE))
+def _assert_converts(student, teacher, atol=1e-3):
+    """The converter maps the student's inputs onto the teacher's own."""
     images = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
     converter = TeacherInputConverter.between(student, teacher)
     assert converter is not None
-    converted = converter(_preprocess(student, images))
-    torch.testing.assert_close(converted, _preprocess(teacher, images),
-                               atol=1e-3, rtol=1e-5)
+    torch.testing.assert_close(converter(_preprocess(student, images)),
+                               _preprocess(teacher, images),
+                               atol=atol, rtol=1e-5)
+    return converter
+
+
+def test_converts_pytorch_style_inputs_to_caffe_style():
+    _assert_converts(ImgDataPreprocessor(**PYTORCH_STYLE),
+                     ImgDataPreprocessor(**CAFFE_STYLE))
 
 
 def test_identical_preprocessors_need_no_converter():
@@ -31,36 +36,22 @@ def test_identical_preprocessors_need_no_converter():
 
 
 def test_unnormalised_student_to_normalised_teacher():
-    student = ImgDataPreprocessor()
-    teacher = ImgDataPreprocessor(**PYTORCH_STYLE)
-    images = torch.randint(0, 256, (1, 3, 4, 4), dtype=torch.uint8)
-    converter = TeacherInputConverter.between(student, teacher)
-    torch.testing.assert_close(converter(_preprocess(student, images)),
-                               _preprocess(teacher, images),
-                               atol=1e-4, rtol=1e-5)
+    _assert_converts(ImgDataPreprocessor(),
+                     ImgDataPreprocessor(**PYTORCH_STYLE), atol=1e-4)
 
 
 def test_mmseg_preprocessors_are_converted(seg_scope):
     """mmseg's SegDataPreProcessor names its channel flip differently."""
     from mmseg.models import SegDataPreProcessor
     student = SegDataPreProcessor(**PYTORCH_STYLE)
-    teacher = SegDataPreProcessor(**CAFFE_STYLE)
-    images = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
-    converter = TeacherInputConverter.between(student, teacher)
-    assert converter is not None and converter.flip
-    torch.testing.assert_close(converter(_preprocess(student, images)),
-                               _preprocess(teacher, images),
-                               atol=1e-3, rtol=1e-5)
+    converter = _assert_converts(student,
+                                 SegDataPreProcessor(**CAFFE_STYLE))
+    assert converter.flip
     assert TeacherInputConverter.between(
         SegDataPreProcessor(**PYTORCH_STYLE), student) is None
 
 
 def test_mmdet_student_to_caffe_style_mmdet_teacher(det_scope):
     from mmdet.models import DetDataPreprocessor
-    student = DetDataPreprocessor(**PYTORCH_STYLE)
-    teacher = DetDataPreprocessor(**CAFFE_STYLE)
-    images = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
-    converter = TeacherInputConverter.between(student, teacher)
-    torch.testing.assert_close(converter(_preprocess(student, images)),
-                               _preprocess(teacher, images),
-                               atol=1e-3, rtol=1e-5)
+    _assert_converts(DetDataPreprocessor(**PYTORCH_STYLE),
+                     DetDataPreprocessor(**CAFFE_STYLE))
