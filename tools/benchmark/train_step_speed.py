@@ -50,17 +50,18 @@ def synthetic_batch(model: nn.Module, batch_size: int, size: int,
                     device: torch.device) -> Dict[str, object]:
     """A preprocessed batch: random images, three gt boxes an image."""
     from mmengine.structures import InstanceData
-    inputs, samples = make_probe_batch(model, (size, size), batch_size)
+    inputs, samples = make_probe_batch(model, (size, size), batch_size,
+                                       device)
     generator = torch.Generator().manual_seed(0)
-    inputs = torch.randn(inputs.shape, generator=generator)
+    inputs = torch.randn(inputs.shape, generator=generator).to(device)
     for sample in samples:
         xy = torch.rand(3, 2, generator=generator) * size * 0.6
         wh = (torch.rand(3, 2, generator=generator) * 0.3 + 0.1) * size
         sample.gt_instances = InstanceData(
-            bboxes=torch.cat([xy, xy + wh], dim=1).to(device),
-            labels=torch.randint(0, 10, (3, ), generator=generator).to(
-                device))
-    return dict(inputs=inputs.to(device), data_samples=samples)
+            bboxes=torch.cat([xy, xy + wh], dim=1),
+            labels=torch.randint(0, 10, (3, ), generator=generator),
+        ).to(device)
+    return dict(inputs=inputs, data_samples=samples)
 
 
 def time_steps(model: nn.Module, batch: Dict[str, object], iters: int,
@@ -89,8 +90,9 @@ def time_steps(model: nn.Module, batch: Dict[str, object], iters: int,
     return seconds
 
 
-def build_configurations(teacher_ckpt: str) -> Dict[str, dict]:
-    teacher, student = gfl_model(32, 64), gfl_model(16, 32)
+def build_configurations(teacher: dict,
+                         teacher_ckpt: str) -> Dict[str, dict]:
+    student = gfl_model(16, 32)
     kd_neck = distill_model(student, teacher, teacher_ckpt)
     kd_head = distill_model(student, teacher, teacher_ckpt)
     # the last conv of the shared head tower: 3 FPN levels, 32 -> 64 ch.
@@ -108,11 +110,11 @@ def run(iters: int, warmup: int, batch_size: int, size: int, device: str,
     device = torch.device(device)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        teacher_ckpt = osp.join(tmp, 'teacher.pth')
+        teacher, teacher_ckpt = gfl_model(32, 64), osp.join(tmp, 'teacher.pth')
         torch.manual_seed(0)
-        torch.save(dict(state_dict=MODELS.build(gfl_model(32, 64))
-                        .state_dict()), teacher_ckpt)
-        for name, cfg in build_configurations(teacher_ckpt).items():
+        torch.save(dict(state_dict=MODELS.build(teacher).state_dict()),
+                   teacher_ckpt)
+        for name, cfg in build_configurations(teacher, teacher_ckpt).items():
             torch.manual_seed(0)
             model = MODELS.build(cfg).to(device)
             student = getattr(model, 'student', model)
