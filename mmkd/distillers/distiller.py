@@ -20,6 +20,8 @@ from mmengine.structures import BaseDataElement
 from ..losses.base import DistillTerm, as_levels
 from ..recorders import ModelRecorder, StopForward, require_module
 from ..registry import MODELS
+from ..utils.validation import check_image_size
+from .nonfinite import NonFiniteLossGuard
 from .probe import make_probe_batch, probe_device, probing
 from .teacher import (build_frozen_teacher, build_model_in_scope,
                       check_teacher_reference, current_scope)
@@ -48,6 +50,12 @@ class Distiller(BaseModel):
             ``loss_distill_<name>`` entry of the loss dict.
         probe_size: (H, W) of the dummy input used at build time to infer
             adaptor channels and check shapes. Default (256, 256).
+        nonfinite_loss: what a training step does when a loss is NaN or
+            infinite, checked before the optimizer step: ``'stop'``
+            (default) raises an error naming the loss and the iteration;
+            ``'skip'`` skips the optimizer step and counts it in the log
+            (``nonfinite_skipped``), for mixed precision runs that expect
+            occasional overflow. See :mod:`mmkd.distillers.nonfinite`.
         data_preprocessor: ignored when ``None`` (the student's own data
             preprocessor is used, so the user's config is unchanged).
         init_cfg: MMEngine init config of the distiller.
@@ -58,11 +66,14 @@ class Distiller(BaseModel):
                  teacher: dict,
                  distill: Dict[str, dict],
                  probe_size: Tuple[int, int] = (256, 256),
+                 nonfinite_loss: str = 'stop',
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)
         check_teacher_reference(teacher)  # fail before building anything
+        probe_size = check_image_size(probe_size, 'probe_size')
+        self.nonfinite_guard = NonFiniteLossGuard(nonfinite_loss)
         scope = current_scope()
         self.student = build_model_in_scope(student, scope)
         if data_preprocessor is None:
@@ -79,6 +90,7 @@ class Distiller(BaseModel):
                                  scope: Optional[str],
                                  probe_size: Tuple[int, int]) -> None:
         # Not a submodule: out of state_dict, parameters(), train() and DDP.
+        self.teacher_checkpoint = teacher.get('checkpoint')
         object.__setattr__(self, 'teacher', build_frozen_teacher(
             teacher['config'], teacher.get('checkpoint'), scope,
             teacher.get('strip_prefix')))
@@ -91,7 +103,7 @@ class Distiller(BaseModel):
             self.student, [t.student_spec for t in terms], 'student')
         self.teacher_recorder = ModelRecorder(
             self.teacher, [t.teacher_spec for t in terms], 'teacher')
-        self._iteration = 0
+        self._iteration = self._step_iteration = 0
         self._probe_and_setup(probe_size)
 
     def _build_terms(self, distill: Dict[str, dict]) -> nn.ModuleDict:
@@ -164,6 +176,7 @@ class Distiller(BaseModel):
                 'accept.') from err
         self.teacher_recorder.expected_calls = \
             self.teacher_recorder.call_counts()
+        self._check_teacher_records_finite()
         for name, term in self.distill_terms.items():
             student_levels = as_levels(self.student_recorder.get(
                 term.student_spec, name), 'student', name)
@@ -180,6 +193,25 @@ class Distiller(BaseModel):
                     f'build-time probe batch: {err}') from err
         self.student_recorder.clear()
         self.teacher_recorder.clear()
+
+    def _check_teacher_records_finite(self) -> None:
+        """A teacher giving NaN/inf on the probe is an error at build."""
+        for spec in self.teacher_recorder.specs:
+            levels = as_levels(self.teacher_recorder.get(spec), 'teacher',
+                               str(spec))
+            if all(bool(torch.isfinite(t).all()) for t in levels):
+                continue
+            bad = [name for name, value in
+                   list(self.teacher.named_parameters()) +
+                   list(self.teacher.named_buffers())
+                   if value.is_floating_point()
+                   and not bool(torch.isfinite(value).all())]
+            raise ValueError(
+                f'The teacher checkpoint {self.teacher_checkpoint!r} gives '
+                f'NaN/inf at {spec} on the build-time probe batch, before '
+                'any training. Non-finite teacher weights or buffers '
+                f'({len(bad)}): {bad[:10]}. Use a checkpoint the teacher '
+                'was trained to, not one saved after its loss diverged.')
 
     # -- nn.Module plumbing for the hidden teacher ---------------------------
     def _apply(self, fn, *args, **kwargs):
@@ -238,6 +270,26 @@ class Distiller(BaseModel):
         finally:
             self.teacher_recorder.active = False
 
+    def parse_losses(self, losses: Dict[str, torch.Tensor]
+                     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """Sum the losses and check them before the optimizer step.
+
+        Both single-process training and MMEngine's DDP wrapper call this
+        between the forward pass and ``optim_wrapper.update_params``, so a
+        non-finite loss stops (or skips) the step before any weight
+        changes; see ``nonfinite_loss``.
+        """
+        loss, log_vars = super().parse_losses(losses)
+        # numbered from 1, as MMEngine's log lines number iterations
+        replacement = self.nonfinite_guard.check(
+            self, loss, log_vars, self._step_iteration + 1)
+        if replacement is not None:
+            loss = replacement
+        if self.nonfinite_guard.policy == 'skip':
+            log_vars['nonfinite_skipped'] = torch.tensor(
+                float(self.nonfinite_guard.skipped))
+        return loss, log_vars
+
     def loss(self, inputs: torch.Tensor,
              data_samples: List[BaseDataElement]
              ) -> Dict[str, Union[torch.Tensor, List[torch.Tensor]]]:
@@ -251,7 +303,7 @@ class Distiller(BaseModel):
             losses = self.student.loss(inputs, data_samples)
         finally:
             self.student_recorder.active = False
-        iteration = self._current_iteration()
+        iteration = self._step_iteration = self._current_iteration()
         for name, term in self.distill_terms.items():
             losses[f'loss_distill_{name}'] = term(
                 self.student_recorder.get(term.student_spec, name),

@@ -6,6 +6,7 @@ import torch.nn as nn
 from mmengine.structures import BaseDataElement
 
 from ..recorders import ReadSpec
+from ..utils.validation import check_iterations, check_loss_weight
 
 
 def as_levels(value: Any, side: str, term: str) -> List[torch.Tensor]:
@@ -31,10 +32,16 @@ class DistillTerm(nn.Module):
     Args:
         student: student module path, or ``dict(path=..., record=...)``.
         teacher: teacher module path, or ``dict(path=..., record=...)``.
-        loss_weight: the loss is multiplied by it.
+        loss_weight: the loss is multiplied by it; a finite number >= 0.
         warmup_iters: the term is switched off (multiplied by 0, so DDP
-            still sees its parameters used) for the first N iterations;
-            FGFI switches imitation off for the first 400.
+            still sees its parameters used) for the first N >= 0
+            iterations; FGFI switches imitation off for the first 400.
+
+    Raises:
+        TypeError: ``loss_weight`` is not a number or ``warmup_iters`` not
+            an integer.
+        ValueError: ``loss_weight`` is NaN, infinite or negative, or
+            ``warmup_iters`` is negative.
     """
 
     def __init__(self,
@@ -45,8 +52,8 @@ class DistillTerm(nn.Module):
         super().__init__()
         self.student_spec = ReadSpec.parse(student)
         self.teacher_spec = ReadSpec.parse(teacher)
-        self.loss_weight = loss_weight
-        self.warmup_iters = warmup_iters
+        self.loss_weight = check_loss_weight(loss_weight)
+        self.warmup_iters = check_iterations(warmup_iters, 'warmup_iters')
         self.name = type(self).__name__
 
     def setup(self, student_levels: List[torch.Tensor],

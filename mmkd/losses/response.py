@@ -15,6 +15,7 @@ from mmengine.structures import BaseDataElement
 
 from ..adaptors import align_spatial
 from ..registry import MODELS
+from ..utils.validation import check_positive
 from .base import DistillTerm
 
 
@@ -54,6 +55,9 @@ class PixelwiseKD(DistillTerm):
         temperature: T. Default 1, as in SKD.
         loss_weight: multiplier; SKD uses 10.
         warmup_iters: iterations with the term switched off.
+
+    Records may be float16/bfloat16 or mixed with float32 ones (``--amp``,
+    a teacher under autocast): the loss is computed in float32.
     """
 
     def __init__(self,
@@ -63,9 +67,7 @@ class PixelwiseKD(DistillTerm):
                  loss_weight: float = 1.0,
                  warmup_iters: int = 0) -> None:
         super().__init__(student, teacher, loss_weight, warmup_iters)
-        if temperature <= 0:
-            raise ValueError(f'temperature must be > 0, got {temperature}.')
-        self.temperature = temperature
+        self.temperature = check_positive(temperature, 'temperature')
 
     def setup(self, student_levels: List[torch.Tensor],
               teacher_levels: List[torch.Tensor],
@@ -82,7 +84,8 @@ class PixelwiseKD(DistillTerm):
     def compute(self, student_levels: List[torch.Tensor],
                 teacher_levels: List[torch.Tensor],
                 data_samples: Sequence[BaseDataElement]) -> torch.Tensor:
+        # resized in float32: low-precision logits lose digits otherwise
         return sum(
-            pixelwise_kl_divergence(align_spatial(s, t.shape[-2:]), t,
-                                    self.temperature)
+            pixelwise_kl_divergence(align_spatial(s.float(), t.shape[-2:]),
+                                    t, self.temperature)
             for s, t in zip(student_levels, teacher_levels))
