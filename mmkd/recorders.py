@@ -6,17 +6,26 @@ FPN level, as the tuple the neck returns), ``neck.fpn_convs.2``,
 times in one forward (a head conv shared by the FPN levels) is recorded as
 the tuple of its outputs, one per call.
 
+A path may also name what an instance's *methods* return: with
+``dict(path='bbox_head', record='calls', methods=('forward',
+'get_targets'))`` the record holds the arguments and return value of every
+call of ``bbox_head.forward`` and ``bbox_head.get_targets`` (e.g. the
+assignment a dense head computes in its own loss). The methods are wrapped
+on that one instance only; a deep copy of the model (EMA hooks) gets
+wrappers bound to its own copy of the module.
+
 Records are kept only while the recorder is active and cleared at the start
 of every step, so predict/val/test never hold features in memory.
 """
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
+import torch
 import torch.nn as nn
 
 from .utils import nearest_names
 
-READ_KINDS = ('output', 'input')
+READ_KINDS = ('output', 'input', 'calls')
 
 
 class StopForward(Exception):
@@ -33,12 +42,23 @@ class ReadSpec:
 
     Args:
         path: dotted module path, as in ``model.named_modules()``.
-        record: ``'output'`` (default) or ``'input'`` (the positional
+        record: ``'output'`` (default), ``'input'`` (the positional
             arguments of the module's forward; one tensor when there is
-            only one).
+            only one) or ``'calls'`` (the calls of ``methods`` on that
+            module instance, as :class:`MethodCalls`).
+        methods: the method names recorded with ``record='calls'``.
     """
     path: str
     record: str = 'output'
+    methods: Tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, 'methods', tuple(self.methods))
+        if (self.record == 'calls') != bool(self.methods):
+            raise ValueError(
+                f'Module reference {self.path!r}: give methods=(...) with '
+                f'record="calls" and only then; got record={self.record!r}, '
+                f'methods={self.methods!r}.')
 
     @classmethod
     def parse(cls, spec: Union[str, dict, 'ReadSpec']) -> 'ReadSpec':
@@ -47,16 +67,90 @@ class ReadSpec:
             return spec
         if isinstance(spec, str):
             return cls(spec)
-        if isinstance(spec, dict) and set(spec) <= {'path', 'record'} \
-                and 'path' in spec:
+        if isinstance(spec, dict) and \
+                set(spec) <= {'path', 'record', 'methods'} and 'path' in spec:
             return cls(**spec)
         raise TypeError(
             f'A module reference must be a path string such as "neck" or '
             f'dict(path="neck", record="output"|"input"); got {spec!r}.')
 
     def __str__(self) -> str:
+        if self.record == 'calls':
+            return f'{self.path} (calls of {", ".join(self.methods)})'
         return self.path if self.record == 'output' else \
             f'{self.path} ({self.record})'
+
+
+@dataclass
+class MethodCall:
+    """One recorded call: the instance, its arguments and return value."""
+    owner: nn.Module
+    name: str
+    args: tuple
+    kwargs: dict
+    result: Any
+
+
+class MethodCalls(dict):
+    """The recorded calls of one module instance: ``{method: [calls]}``."""
+
+    def last(self, name: str) -> MethodCall:
+        """The last call of method ``name``; KeyError when never called."""
+        if not self.get(name):
+            raise KeyError(f'{name!r} was not called in this forward pass '
+                           f'(called: {sorted(self)}).')
+        return self[name][-1]
+
+
+class RecordedMethod:
+    """Stands in for ``owner.<name>`` on one instance and records calls.
+
+    It holds the owner, not a bound method or a closure, so that
+    ``copy.deepcopy`` of the model (EMA hooks) gives the copy a wrapper
+    that calls and reports the *copied* module.
+
+    Args:
+        owner: the module whose method is wrapped.
+        name: the method name.
+        report: called with every :class:`MethodCall` after it returns.
+    """
+
+    def __init__(self, owner: nn.Module, name: str, report) -> None:
+        if not callable(getattr(owner, name, None)):
+            raise AttributeError(
+                f'{type(owner).__name__} has no method {name!r} to record.')
+        self.owner = owner
+        self.name = name
+        self.report = report
+        # a method already replaced on this instance (another recorder)
+        self.inner = owner.__dict__.get(name)
+
+    def __call__(self, *args, **kwargs) -> Any:
+        if self.inner is not None:
+            result = self.inner(*args, **kwargs)
+        else:
+            result = getattr(type(self.owner), self.name)(
+                self.owner, *args, **kwargs)
+        self.report(MethodCall(self.owner, self.name, args, kwargs, result))
+        return result
+
+    def remove(self) -> None:
+        """Put back what was there before (the class method by default)."""
+        if self.owner.__dict__.get(self.name) is self:
+            if self.inner is None:
+                del self.owner.__dict__[self.name]
+            else:
+                object.__setattr__(self.owner, self.name, self.inner)
+
+
+class _Handle:
+    """Removal handle of a :class:`RecordedMethod` (like a hook handle)."""
+
+    def __init__(self, wrapper: RecordedMethod) -> None:
+        self.wrapper = wrapper
+
+    def remove(self) -> None:
+        self.wrapper.remove()
 
 
 def require_module(modules: Dict[str, nn.Module], path: str,
@@ -106,6 +200,13 @@ class ModelRecorder:
                     f'record must be one of {READ_KINDS}, got '
                     f'{spec.record!r} for {model_name} path {spec.path!r}.')
             module = require_module(modules, spec.path, model_name)
+            if spec.record == 'calls':
+                for name in spec.methods:
+                    wrapper = RecordedMethod(
+                        module, name, _CallReporter(self, spec))
+                    object.__setattr__(module, name, wrapper)
+                    self._handles.append(_Handle(wrapper))
+                continue
             if spec.record == 'output':
                 handle = module.register_forward_hook(
                     lambda m, args, output, spec=spec: self._record(
@@ -156,9 +257,40 @@ class ModelRecorder:
                 'forward, the teacher its tensor-mode forward, which '
                 'computes no loss (so e.g. mmseg auxiliary heads do not '
                 'run).')
+        if spec.record == 'calls':
+            grouped = MethodCalls()
+            for call in calls:
+                grouped.setdefault(call.name, []).append(call)
+            return grouped
         return calls[0] if len(calls) == 1 else tuple(calls)
 
     def remove(self) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+
+
+def recorded_tensors(value: Any) -> List[torch.Tensor]:
+    """Every tensor in a record (nested tuples, lists, dicts and the
+    results of recorded method calls), e.g. to check they are finite."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, MethodCalls):
+        value = [call.result for calls in value.values() for call in calls]
+    elif isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in recorded_tensors(item)]
+    return []
+
+
+class _CallReporter:
+    """Sends a method call to its recorder under one spec (deep-copyable:
+    the distiller shares its recorders with its copies)."""
+
+    def __init__(self, recorder: ModelRecorder, spec: ReadSpec) -> None:
+        self.recorder = recorder
+        self.spec = spec
+
+    def __call__(self, call: MethodCall) -> None:
+        self.recorder._record(self.spec, call)

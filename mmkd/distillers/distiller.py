@@ -17,8 +17,9 @@ from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 
-from ..losses.base import DistillTerm, as_levels
-from ..recorders import ModelRecorder, StopForward, require_module
+from ..losses.base import DistillTerm
+from ..recorders import (ModelRecorder, StopForward, recorded_tensors,
+                         require_module)
 from ..registry import MODELS
 from ..utils.validation import check_image_size
 from .nonfinite import NonFiniteLossGuard
@@ -178,10 +179,10 @@ class Distiller(BaseModel):
             self.teacher_recorder.call_counts()
         self._check_teacher_records_finite()
         for name, term in self.distill_terms.items():
-            student_levels = as_levels(self.student_recorder.get(
-                term.student_spec, name), 'student', name)
-            teacher_levels = as_levels(self.teacher_recorder.get(
-                term.teacher_spec, name), 'teacher', name)
+            student_levels = term.parse_record(self.student_recorder.get(
+                term.student_spec, name), 'student')
+            teacher_levels = term.parse_record(self.teacher_recorder.get(
+                term.teacher_spec, name), 'teacher')
             term.setup(student_levels, teacher_levels, self.student)
             term.to(device)  # adaptors are built on the CPU
             try:
@@ -197,8 +198,7 @@ class Distiller(BaseModel):
     def _check_teacher_records_finite(self) -> None:
         """A teacher giving NaN/inf on the probe is an error at build."""
         for spec in self.teacher_recorder.specs:
-            levels = as_levels(self.teacher_recorder.get(spec), 'teacher',
-                               str(spec))
+            levels = recorded_tensors(self.teacher_recorder.get(spec))
             if all(bool(torch.isfinite(t).all()) for t in levels):
                 continue
             bad = [name for name, value in

@@ -56,6 +56,12 @@ class DistillTerm(nn.Module):
         self.warmup_iters = check_iterations(warmup_iters, 'warmup_iters')
         self.name = type(self).__name__
 
+    def parse_record(self, value: Any, side: str) -> Any:
+        """What :meth:`setup` and :meth:`compute` get from a record: a list
+        of tensors, one per level, unless a subclass reads other records
+        (e.g. method calls of a head)."""
+        return as_levels(value, side, self.name)
+
     def setup(self, student_levels: List[torch.Tensor],
               teacher_levels: List[torch.Tensor],
               student_model: nn.Module) -> None:
@@ -81,8 +87,8 @@ class DistillTerm(nn.Module):
                 data_samples: Sequence[BaseDataElement],
                 iteration: int) -> torch.Tensor:
         """The weighted loss; zero (but connected) during warm-up."""
-        student_levels = as_levels(student_value, 'student', self.name)
-        teacher_levels = as_levels(teacher_value, 'teacher', self.name)
+        student_levels = self.parse_record(student_value, 'student')
+        teacher_levels = self.parse_record(teacher_value, 'teacher')
         loss = self.compute(student_levels, teacher_levels, data_samples)
         weight = 0.0 if iteration < self.warmup_iters else self.loss_weight
         return loss * weight

@@ -1,0 +1,98 @@
+"""The base class of distillation terms that read a dense head."""
+from typing import Any, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.structures import BaseDataElement
+
+from ..losses.base import DistillTerm
+from ..recorders import MethodCalls
+from .predictions import DensePredictions
+from .views import (STUDENT_METHODS, TEACHER_METHODS, DenseHeadView,
+                    check_alignment)
+
+
+class DenseHeadTerm(DistillTerm):
+    """A term computed from a dense head's predictions, prior by prior.
+
+    It records the student head's ``forward`` and ``get_targets`` calls in
+    its own loss (so the assignment is the student's of this step, never
+    computed twice) and the teacher head's ``forward`` call (the teacher
+    runs to its head, never its loss). At build time it picks the head
+    view of the student's head family and checks that the teacher lays out
+    the same priors. Subclasses implement :meth:`loss`.
+
+    Args:
+        head: path of the student's dense head. Default ``'bbox_head'``.
+        teacher_head: path of the teacher's; defaults to ``head``.
+        loss_weight: the loss is multiplied by it.
+        warmup_iters: the term is off for the first N iterations.
+    """
+    #: head families the term accepts (None: every supported family)
+    families: Optional[Tuple[str, ...]] = None
+
+    def __init__(self,
+                 head: str = 'bbox_head',
+                 teacher_head: Optional[str] = None,
+                 loss_weight: float = 1.0,
+                 warmup_iters: int = 0) -> None:
+        if not isinstance(head, str) or not (
+                teacher_head is None or isinstance(teacher_head, str)):
+            raise TypeError('head and teacher_head are module paths such as '
+                            f'"bbox_head"; got {head!r}, {teacher_head!r}.')
+        super().__init__(
+            student=dict(path=head, record='calls', methods=STUDENT_METHODS),
+            teacher=dict(path=teacher_head or head, record='calls',
+                         methods=TEACHER_METHODS),
+            loss_weight=loss_weight, warmup_iters=warmup_iters)
+        self.view: Optional[DenseHeadView] = None
+
+    def parse_record(self, value: Any, side: str) -> MethodCalls:
+        if not isinstance(value, MethodCalls):
+            raise TypeError(f'Term {self.name!r}: the {side} record is a '
+                            f'{type(value).__name__}, not method calls.')
+        return value
+
+    def setup(self, student_calls: MethodCalls, teacher_calls: MethodCalls,
+              student_model: nn.Module) -> None:
+        """Pick the head view; check the teacher's priors line up."""
+        student_head = self._owner(student_calls, 'student')
+        teacher_head = self._owner(teacher_calls, 'teacher')
+        view = check_alignment(student_head, teacher_head, self.name)
+        if self.families is not None and view.family not in self.families:
+            raise TypeError(
+                f'Term {self.name!r} ({type(self).__name__}) distils '
+                f'{" or ".join(self.families)} heads; the student head is a '
+                f'{type(student_head).__name__} ({view.family} family).')
+        self.view = view
+
+    def _owner(self, calls: MethodCalls, side: str) -> nn.Module:
+        spec = self.student_spec if side == 'student' else self.teacher_spec
+        try:
+            return calls.last('forward').owner
+        except KeyError as err:
+            raise RuntimeError(
+                f'Term {self.name!r}: the {side} head {spec.path!r} did not '
+                f'run its forward: {err}') from err
+
+    def collect(self, student_calls: MethodCalls,
+                teacher_calls: MethodCalls) -> DensePredictions:
+        """The aligned predictions of this step."""
+        try:
+            student_calls.last('get_targets')
+        except KeyError as err:
+            raise RuntimeError(
+                f'Term {self.name!r}: the student head '
+                f'{self.student_spec.path!r} did not call get_targets() in '
+                f'its loss, so there is no assignment to read: {err}') \
+                from err
+        return self.view.collect(student_calls, teacher_calls)
+
+    def compute(self, student_calls: MethodCalls,
+                teacher_calls: MethodCalls,
+                data_samples: Sequence[BaseDataElement]) -> torch.Tensor:
+        return self.loss(self.collect(student_calls, teacher_calls))
+
+    def loss(self, preds: DensePredictions) -> torch.Tensor:
+        """The unweighted loss from the aligned predictions."""
+        raise NotImplementedError

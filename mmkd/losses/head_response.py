@@ -1,0 +1,151 @@
+"""Classification terms read from a dense head, prior by prior.
+
+- :class:`HeadClassificationKD`: softened-softmax KD of the class scores
+  in a region (LD's classification KD in the main region).
+- :class:`BackgroundWeightedSoftTargets`: the weighted soft cross-entropy
+  of Chen et al. (NeurIPS 2017), with its sigmoid-head equivalent.
+"""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..heads.predictions import DensePredictions
+from ..heads.regions import assigner_topk, check_region, region_mask
+from ..heads.term import DenseHeadTerm
+from ..registry import MODELS
+
+
+def softmax_kd(student: Tensor, teacher: Tensor,
+               temperature: float) -> Tensor:
+    """(N,) ``τ²·mean_c KL(softmax(t/τ) ‖ softmax(s/τ))`` per row, the
+    reduction of MMDetection's ``KnowledgeDistillationKLDivLoss``."""
+    log_s = F.log_softmax(student / temperature, dim=1)
+    p_t = F.softmax(teacher.detach() / temperature, dim=1)
+    return F.kl_div(log_s, p_t, reduction='none').mean(1) * temperature**2
+
+
+def weighted_soft_cross_entropy(student: Tensor, teacher: Tensor,
+                                background_weight: float,
+                                use_sigmoid: bool,
+                                temperature: float = 1.0) -> Tensor:
+    """(N,) Chen et al.'s soft cross-entropy to the teacher, per prior.
+
+    Softmax heads (background last): ``−Σ_c w_c·P_t,c·log P_s,c`` with
+    ``w_bg = background_weight``, ``w_c = 1`` otherwise. Sigmoid heads (no
+    background class): per class a binary cross-entropy to ``σ(t_c)`` whose
+    negative side carries the weight,
+    ``−Σ_c [p_t,c·log σ(s_c) + w_0·(1 − p_t,c)·log(1 − σ(s_c))]``.
+    Both at temperature ``temperature``.
+    """
+    student = student / temperature
+    teacher = teacher.detach() / temperature
+    if use_sigmoid:
+        p_t = teacher.sigmoid()
+        return -(p_t * F.logsigmoid(student) + background_weight *
+                 (1 - p_t) * F.logsigmoid(-student)).sum(1)
+    weights = student.new_ones(student.shape[1])
+    weights[-1] = background_weight
+    return -(weights * F.softmax(teacher, 1) *
+             F.log_softmax(student, 1)).sum(1)
+
+
+@MODELS.register_module()
+class HeadClassificationKD(DenseHeadTerm):
+    """Class-score KD on a dense head's priors, as LD's classification KD.
+
+    ``τ²·KL(softmax(t/τ) ‖ softmax(s/τ))`` over the head's class logits,
+    averaged over classes (as MMDetection's ``KnowledgeDistillationKLDivLoss``)
+    and over the region's priors. LD (Zheng et al., CVPR 2022) uses it on
+    the main region with τ = 2 and weight 10.
+
+    Args:
+        region: ``'main'`` (positives, default), ``'valid'`` (every prior
+            the head's classification loss counts) or ``'valuable'``.
+        temperature: τ. Default 2.
+        head: the student's dense head path. Default ``'bbox_head'``.
+        teacher_head: the teacher's, defaults to ``head``.
+        loss_weight: 10 in LD.
+        warmup_iters: switched off for the first N iterations.
+
+    Examples:
+        >>> distill = dict(cls_kd=dict(type='HeadClassificationKD',
+        ...                            temperature=2, loss_weight=10))
+    """
+
+    def __init__(self,
+                 region: str = 'main',
+                 temperature: float = 2.0,
+                 head: str = 'bbox_head',
+                 teacher_head: Optional[str] = None,
+                 loss_weight: float = 10.0,
+                 warmup_iters: int = 0) -> None:
+        super().__init__(head, teacher_head, loss_weight, warmup_iters)
+        if temperature <= 0:
+            raise ValueError(f'temperature must be > 0, got {temperature}.')
+        self.region = check_region(region)
+        self.temperature = temperature
+
+    def loss(self, preds: DensePredictions) -> Tensor:
+        mask = region_mask(preds, self.region, assigner_topk(preds))
+        kd = softmax_kd(preds.cls_student, preds.cls_teacher,
+                        self.temperature)
+        return (kd * mask).sum() / mask.sum().clamp(min=1)
+
+
+@MODELS.register_module()
+class BackgroundWeightedSoftTargets(DenseHeadTerm):
+    """Background-weighted soft targets (Chen et al., NeurIPS 2017).
+
+    The paper trains ``μ·L_hard + (1 − μ)·L_soft`` with
+    ``L_soft = −Σ_c w_c·P_t,c·log P_s,c`` and background weight
+    ``w_0 = 1.5`` (see :func:`weighted_soft_cross_entropy`, also for the
+    sigmoid-head form, where the negative side of every class is
+    weighted). The user's head loss ``L_hard`` is left as configured, so
+    this term returns ``(1 − μ)/μ · L_soft``: the sum has the paper's
+    ``μ : (1 − μ)`` ratio, the classification part scaled by ``1/μ``
+    (exactly the paper's sum for μ = 0.5, the default; μ is unverified).
+    ``L_soft`` is averaged over the priors the head's classification loss
+    counts (label weight > 0).
+
+    Args:
+        mu: μ in (0, 1]. Default 0.5.
+        background_weight: w₀. Default 1.5.
+        temperature: softening of both sides. Default 1 (the paper's).
+        head: the student's dense head path. Default ``'bbox_head'``;
+            ``'rpn_head'`` for a two-stage detector's RPN.
+        teacher_head: the teacher's, defaults to ``head``.
+        loss_weight: multiplies the term. Default 1.
+        warmup_iters: switched off for the first N iterations.
+
+    Examples:
+        >>> distill = dict(soft=dict(type='BackgroundWeightedSoftTargets',
+        ...                          mu=0.5, background_weight=1.5))
+    """
+
+    def __init__(self,
+                 mu: float = 0.5,
+                 background_weight: float = 1.5,
+                 temperature: float = 1.0,
+                 head: str = 'bbox_head',
+                 teacher_head: Optional[str] = None,
+                 loss_weight: float = 1.0,
+                 warmup_iters: int = 0) -> None:
+        super().__init__(head, teacher_head, loss_weight, warmup_iters)
+        if not 0 < mu <= 1 or background_weight < 0 or temperature <= 0:
+            raise ValueError(
+                'need 0 < mu <= 1, background_weight >= 0 and temperature '
+                f'> 0; got {mu}, {background_weight}, {temperature}.')
+        self.mu = mu
+        self.background_weight = background_weight
+        self.temperature = temperature
+
+    def loss(self, preds: DensePredictions) -> Tensor:
+        soft = weighted_soft_cross_entropy(
+            preds.cls_student, preds.cls_teacher, self.background_weight,
+            preds.use_sigmoid, self.temperature)
+        valid = preds.valid
+        soft = torch.where(valid, soft, soft.new_zeros(()))
+        mean = soft.sum() / valid.sum().clamp(min=1)
+        return mean * (1 - self.mu) / self.mu
