@@ -5,6 +5,12 @@ regress teacher features from student features through an *adaptation
 layer*, a 1×1 convolution, which helps even when the channel counts already
 match. Channel counts are inferred by probing the models at build time, and
 spatial sizes are aligned by bilinear resizing of the student map.
+
+Mixed precision: under ``torch.autocast`` an adaptor runs in the autocast
+dtype like any other layer; outside it, a float16/bfloat16 feature map is
+cast to the adaptor's own dtype first, so a low-precision record (e.g. from
+a teacher run under autocast, or a half-precision student) never meets
+float32 weights in one convolution (MMRazor's connectors fail there).
 """
 from typing import Optional, Sequence
 
@@ -26,6 +32,11 @@ class ConvAdaptor(nn.Module):
         kernel_size: 1 by default; FGFI's reference code uses 3 with ReLU.
         norm_cfg: e.g. ``dict(type='BN')``; ``None`` (default) for none.
         act_cfg: e.g. ``dict(type='ReLU')``; ``None`` (default) for none.
+
+    Examples:
+        >>> # in a term: the channels are inferred by probing the models
+        >>> adaptor = dict(type='ConvAdaptor', kernel_size=3,
+        ...                act_cfg=dict(type='ReLU'))
     """
 
     def __init__(self,
@@ -44,7 +55,26 @@ class ConvAdaptor(nn.Module):
             act_cfg=act_cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
+        """Adapt ``x`` (N, C_in, H, W) to (N, C_out, H, W).
+
+        Outside autocast the input is cast to the weights' dtype; under
+        autocast the convolution picks its dtype itself.
+        """
+        return self.conv(match_weight_dtype(x, self.conv.conv.weight))
+
+
+def match_weight_dtype(x: torch.Tensor,
+                       weight: torch.Tensor) -> torch.Tensor:
+    """``x`` in ``weight``'s dtype, unless autocast is on for its device.
+
+    Args:
+        x: a floating-point input, e.g. a bfloat16 feature map.
+        weight: the parameter the input meets, e.g. a float32 conv weight.
+    """
+    if x.dtype == weight.dtype or not x.is_floating_point() or \
+            torch.is_autocast_enabled(x.device.type):
+        return x
+    return x.to(weight.dtype)
 
 
 def align_spatial(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:

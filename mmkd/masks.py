@@ -4,6 +4,11 @@ A mask maps the feature shapes of every level and the batch's ground truth
 to one weight map per level, shaped (N, 1, H, W). Boxes are in the
 coordinates of the padded batch input; a level's stride is the batch input
 size divided by its feature size.
+
+Masks are float32 whatever the dtype of the features they weigh (float16 or
+bfloat16 under autocast): they are built from box coordinates in float32,
+so anchor IoUs and cell bounds do not lose precision, and the terms compute
+their losses in float32.
 """
 import math
 from typing import List, Optional, Sequence, Tuple
@@ -78,7 +83,8 @@ class GtBoxMask(BoxMask):
         for shape in shapes:
             h, w = shape[-2:]
             sx, sy = w / in_w, h / in_h
-            mask = torch.full((len(data_samples), 1, h, w), self.bg_weight)
+            mask = torch.full((len(data_samples), 1, h, w), self.bg_weight,
+                              dtype=torch.float32)
             for i, image_boxes in enumerate(boxes):
                 for x1, y1, x2, y2 in image_boxes:
                     c1 = max(math.floor(x1 * sx), 0)
@@ -173,10 +179,12 @@ class FGFIMask(BoxMask):
         levels = self._generator_levels(
             sizes, _batch_input_shape(data_samples))
         anchors = [generator.single_level_grid_priors(
-            size, level, device=device) for size, level in zip(sizes, levels)]
+            size, level, dtype=torch.float32, device=device)
+            for size, level in zip(sizes, levels)]
         counts = [len(a) for a in anchors]
         all_anchors = torch.cat(anchors)
-        masks = [torch.zeros(len(data_samples), 1, h, w, device=device)
+        masks = [torch.zeros(len(data_samples), 1, h, w,
+                             dtype=torch.float32, device=device)
                  for h, w in sizes]
         for i, sample in enumerate(data_samples):
             boxes = _gt_boxes(sample).to(device).float()

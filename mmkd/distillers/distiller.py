@@ -25,7 +25,8 @@ from ..utils.validation import check_image_size
 from .nonfinite import NonFiniteLossGuard
 from .probe import make_probe_batch, probe_device, probing
 from .teacher import (build_frozen_teacher, build_model_in_scope,
-                      check_teacher_reference, current_scope)
+                      check_teacher_reference, current_scope,
+                      parse_teacher_autocast, teacher_autocast)
 from .teacher_inputs import TeacherInputConverter
 
 
@@ -47,6 +48,11 @@ class Distiller(BaseModel):
         teacher: ``dict(config=..., checkpoint=...)``: the teacher config
             (a file, ``mmdet::``/``mmseg::`` path, full config or model
             dict) and its weights (local path or URL), required.
+            ``autocast=True`` (or ``'float16'``/``'bfloat16'``) runs the
+            teacher under ``torch.autocast`` (cheaper on GPUs with
+            float16/bfloat16 tensor cores); default ``False``: float32,
+            even when training with ``--amp``.
+            See :func:`~mmkd.distillers.teacher.parse_teacher_autocast`.
         distill: ``{name: term config}``; each term becomes a
             ``loss_distill_<name>`` entry of the loss dict.
         probe_size: (H, W) of the dummy input used at build time to infer
@@ -95,6 +101,8 @@ class Distiller(BaseModel):
         object.__setattr__(self, 'teacher', build_frozen_teacher(
             teacher['config'], teacher.get('checkpoint'), scope,
             teacher.get('strip_prefix')))
+        self.teacher_autocast = parse_teacher_autocast(
+            teacher.get('autocast', False))
         # None when both models normalise images the same way
         self.teacher_input_converter = TeacherInputConverter.between(
             self.data_preprocessor, self.teacher.data_preprocessor)
@@ -264,7 +272,8 @@ class Distiller(BaseModel):
             inputs = self.teacher_input_converter(inputs)
         self.teacher_recorder.active = True
         try:
-            self.teacher(inputs, data_samples, mode='tensor')
+            with teacher_autocast(inputs.device.type, self.teacher_autocast):
+                self.teacher(inputs, data_samples, mode='tensor')
         except StopForward:
             pass  # every module the terms read has run
         finally:

@@ -5,6 +5,7 @@ import os.path as osp
 import re
 from typing import Optional, Tuple, Union
 
+import torch
 import torch.nn as nn
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import MODELS as ROOT_MODELS
@@ -109,22 +110,72 @@ def check_checkpoint_reference(checkpoint: Optional[str]) -> None:
             'teacher.checkpoint (a local path or an http(s) URL).')
 
 
+TEACHER_KEYS = ('config', 'checkpoint', 'strip_prefix', 'autocast')
+AUTOCAST_DTYPES = ('float16', 'bfloat16')
+
+
 def check_teacher_reference(teacher: dict) -> None:
     """Check the distiller's ``teacher`` argument before any model is built.
 
     Raises:
-        ValueError: unknown keys, no config, or a bad checkpoint reference.
+        ValueError: unknown keys, no config, a bad ``autocast`` value or a
+            bad checkpoint reference.
         FileNotFoundError: the checkpoint file does not exist.
     """
     if not isinstance(teacher, dict):
         raise ValueError('teacher must be dict(config=..., checkpoint=...); '
                          f'got a {type(teacher).__name__}.')
-    unknown = set(teacher) - {'config', 'checkpoint', 'strip_prefix'}
+    unknown = set(teacher) - set(TEACHER_KEYS)
     if unknown or 'config' not in teacher:
         raise ValueError(
             'teacher must be dict(config=..., checkpoint=...[, '
-            f'strip_prefix=...]); got keys {sorted(teacher)}.')
+            f'strip_prefix=..., autocast=...]); got keys {sorted(teacher)}.')
+    parse_teacher_autocast(teacher.get('autocast', False))
     check_checkpoint_reference(teacher.get('checkpoint'))
+
+
+def parse_teacher_autocast(value: Union[bool, str, torch.dtype]
+                           ) -> Union[bool, torch.dtype]:
+    """The teacher's ``autocast`` option: ``False``, ``True`` or a dtype.
+
+    Args:
+        value: ``False`` (default: the teacher runs in the precision of
+            its weights, float32, even under ``--amp``); ``True`` (autocast
+            in the dtype of the enclosing autocast, i.e. the one ``--amp``
+            chose, else the device's default: float16 on GPUs, bfloat16 on
+            CPUs); or ``'float16'`` / ``'bfloat16'`` (or the torch dtype).
+
+    Raises:
+        ValueError: any other value; the message lists the valid ones.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in AUTOCAST_DTYPES:
+        return getattr(torch, value)
+    if isinstance(value, torch.dtype) and str(value)[6:] in AUTOCAST_DTYPES:
+        return value
+    raise ValueError(
+        f'teacher.autocast must be False, True, "float16" or "bfloat16"; '
+        f'got {value!r}.')
+
+
+def teacher_autocast(device_type: str,
+                     autocast: Union[bool, torch.dtype]) -> torch.autocast:
+    """The autocast context the teacher's forward runs in.
+
+    ``False`` switches autocast *off* (an enclosing ``--amp`` context does
+    not reach the teacher), so its records are float32; otherwise the
+    records come out in the autocast dtype and the terms, which compute
+    their losses in float32, take them as they are.
+
+    Args:
+        device_type: where the inputs are, e.g. ``'cuda'`` or ``'cpu'``.
+        autocast: a value returned by :func:`parse_teacher_autocast`.
+    """
+    if autocast is False:
+        return torch.autocast(device_type, enabled=False)
+    dtype = None if autocast is True else autocast
+    return torch.autocast(device_type, dtype=dtype)
 
 
 def build_frozen_teacher(config: Union[str, dict, Config],

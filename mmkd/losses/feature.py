@@ -55,6 +55,11 @@ class FeatureImitation(DistillTerm):
 
     A batch whose mask is empty gives a loss of 0.
 
+    Mixed precision: records may be float16/bfloat16 (the student under
+    ``--amp``, the teacher under ``teacher=dict(..., autocast=True)``) and
+    mixed with float32 ones; the adaptors follow autocast, and the errors,
+    counts and the loss are computed in float32.
+
     Args:
         student: student module path (e.g. ``'neck'``).
         teacher: teacher module path.
@@ -130,8 +135,9 @@ class FeatureImitation(DistillTerm):
                                 data_samples, teacher_levels[0].device)
         errors = [weighted_squared_error(s, t, w) for s, t, w in
                   zip(student_levels, teacher_levels, weights)]
-        counts = [w.sum() if w is not None else
-                  t.new_tensor(t.numel() / t.shape[1]).float()
+        # float32 counts: a bfloat16 teacher record must not round N·H·W
+        counts = [w.float().sum() if w is not None else
+                  t.new_tensor(t.numel() / t.shape[1], dtype=torch.float32)
                   for t, w in zip(teacher_levels, weights)]
         if self.normalize == 'fgfi':
             total = sum(counts)
