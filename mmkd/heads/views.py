@@ -241,6 +241,9 @@ class GFLHeadView(ATSSHeadView):
         distances = head.integral(reg) * preds.strides[:, None]
         return distance2bbox(self.centers(preds), distances)
 
+    def target_boxes(self, preds):
+        return preds.bbox_targets  # GFL always stores the gt boxes
+
     def target_offsets(self, preds):
         stride = preds.strides[:, None]
         head = preds.student_head
