@@ -29,6 +29,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 import mmkd  # noqa: E402,F401
 from digits_coco import CLASSES, generate  # noqa: E402
+from progress import ProgressHook  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -138,6 +139,7 @@ def count_params(model) -> int:
 def train_and_eval(cfg: Config, student_only: bool = True) -> Dict:
     """Train, then evaluate; returns params, AP, AP50, train seconds."""
     runner = Runner.from_cfg(cfg)
+    runner.register_hook(ProgressHook(osp.basename(cfg.work_dir)))
     model = runner.model
     deployed = getattr(model, 'student', model) if student_only else model
     start = time.time()

@@ -1,0 +1,471 @@
+"""Seeded accuracy benchmark of distillation methods on the digits sets.
+
+For each method of the manifest (``METHODS``: a distill config under
+``configs/bench/``), the student alone and the student distilled by the
+method train under the same schedule and the same seeds; the table reports
+mean ± std over seeds, the gain, and the fraction of the teacher-student
+gap it closes, ``(distilled - student) / (teacher - student)``.
+
+- Detection: the demo's COCO-format digit scenes
+  (``tools/demo/digits_coco.py``), GFL teacher ResNet-18 base 32 / student
+  base 16 (``configs/bench/_base_/``), COCO AP (pycocotools).
+- Segmentation: the same scenes labelled per pixel
+  (``tools/demo/digits_seg.py``, 11 classes with the background), FCN on
+  a dilated ResNetV1c-18 base 32 / 16, read by mmseg's ``BaseSegDataset``
+  and scored by its ``IoUMetric`` (mIoU, %).
+
+Every run (teachers, students alone, distilled students) is cached under
+``--work-dir`` by a hash of its complete runner config, so a re-run reuses
+teachers and shared student-alone runs and resumes an interrupted
+benchmark. The runner settings (optimizer, schedule, hooks) are the demo's
+(``tools/demo/digits_kd_demo.py``).
+
+Outputs in ``--out``: ``benchmarks.md`` (table, command, machine, date),
+``benchmarks.json`` (one row per method), ``benchmarks_gain.png`` (gain per
+method with seed error bars) and ``benchmarks_loss.png`` (loss curves of
+the student alone vs distilled, first seed).
+
+Usage::
+
+    python tools/benchmark/accuracy.py [--methods fgfi,seg:pixel]
+        [--seeds 0,1,2] [--quick] [--out docs] [--work-dir work_dirs/bench]
+"""
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import os.path as osp
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, REPO)
+sys.path.insert(0, osp.join(REPO, 'tools', 'demo'))
+
+import mmkd  # noqa: E402,F401
+from digits_coco import generate as generate_det  # noqa: E402
+from digits_kd_demo import runner_config  # noqa: E402
+from digits_seg import CLASSES as SEG_CLASSES  # noqa: E402
+from digits_seg import PALETTE  # noqa: E402
+from digits_seg import generate as generate_seg  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from progress import ProgressHook  # noqa: E402
+
+BENCH = osp.join(REPO, 'configs', 'bench')
+
+# task -> metric, student and teacher model configs, metric keys
+TASKS = {
+    'det': dict(metric='AP', secondary='AP50',
+                student=osp.join(BENCH, '_base_', 'digits_gfl_r18w16.py'),
+                teacher=osp.join(BENCH, '_base_', 'digits_gfl_r18w32.py')),
+    'seg': dict(metric='mIoU', secondary='mAcc',
+                student=osp.join(BENCH, '_base_', 'digits_fcn_r18w16-d8.py'),
+                teacher=osp.join(BENCH, '_base_',
+                                 'digits_fcn_r18w32-d8.py')),
+}
+
+# The manifest: (task, method) -> distill config.
+METHODS = {
+    ('det', 'fgfi'):
+    'det/fgfi_neck_digits_gfl_r18w32_r18w16.py',
+    ('det', 'feature_imitation'):
+    'det/feature_imitation_neck_digits_gfl_r18w32_r18w16.py',
+    ('seg', 'pixel'):
+    'seg/pixel_logits_digits_fcn_r18w32_r18w16-d8.py',
+    ('seg', 'feature_imitation'):
+    'seg/feature_imitation_head_digits_fcn_r18w32_r18w16-d8.py',
+}
+
+# Schedules: the full benchmark and the smoke run of the test suite.
+SCHEDULES = {
+    'full': dict(teacher_iters=800, student_iters=550, batch_size=16,
+                 num_train=2000, num_val=300, num_workers=1),
+    'quick': dict(teacher_iters=2, student_iters=2, batch_size=2,
+                  num_train=4, num_val=2, num_workers=0),
+}
+
+
+def select_methods(spec: Optional[str]) -> List[Tuple[str, str]]:
+    """``'fgfi,seg:pixel'`` -> manifest keys; a bare name selects every
+    task that has the method, ``task:name`` one task."""
+    if not spec:
+        return list(METHODS)
+    chosen = []
+    for item in (s.strip() for s in spec.split(',') if s.strip()):
+        task, _, name = item.rpartition(':')
+        keys = [k for k in METHODS
+                if k[1] == name and (not task or k[0] == task)]
+        if not keys:
+            known = ', '.join(f'{t}:{m}' for t, m in METHODS)
+            raise ValueError(f'Unknown method {item!r} in --methods; the '
+                             f'manifest has {known}.')
+        chosen += [k for k in keys if k not in chosen]
+    return chosen
+
+
+def ensure_data(task: str, root: str, num_train: int, num_val: int) -> str:
+    """Generate the task's data set once under ``root``."""
+    data_root = osp.join(root, f'data_{task}_{num_train}_{num_val}')
+    done = osp.join(data_root, 'DONE')
+    if not osp.isfile(done):
+        start = time.time()
+        (generate_det if task == 'det' else generate_seg)(
+            data_root, num_train, num_val, seed=0)
+        open(done, 'w').close()
+        print(f'{task} data: {num_train} train / {num_val} val images in '
+              f'{time.time() - start:.0f} s ({data_root})', flush=True)
+    return data_root
+
+
+def seg_runner_config(model: dict, data_root: str, work_dir: str,
+                      iters: int, seed: int, batch_size: int) -> Config:
+    """The demo's runner settings on the segmentation digits: mmseg's
+    ``BaseSegDataset`` (PNG label maps) and ``IoUMetric``."""
+    cfg = runner_config(model, data_root, work_dir, iters, seed, batch_size)
+    pipeline = [dict(type='LoadImageFromFile'),
+                dict(type='LoadAnnotations', reduce_zero_label=False),
+                dict(type='PackSegInputs')]
+
+    def dataset(split: str) -> dict:
+        return dict(type='BaseSegDataset', data_root=data_root,
+                    data_prefix=dict(img_path=f'img_dir/{split}',
+                                     seg_map_path=f'ann_dir/{split}'),
+                    img_suffix='.png', seg_map_suffix='.png',
+                    metainfo=dict(classes=SEG_CLASSES, palette=PALETTE),
+                    reduce_zero_label=False, pipeline=pipeline)
+
+    cfg.default_scope = 'mmseg'
+    cfg.train_dataloader.dataset = dataset('train')
+    cfg.val_dataloader.dataset = dataset('val')
+    cfg.val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+    return cfg
+
+
+def task_runner_config(task: str, model: dict, data_root: str, iters: int,
+                       seed: int, batch_size: int,
+                       num_workers: int) -> Config:
+    build = runner_config if task == 'det' else seg_runner_config
+    cfg = build(model, data_root, '', iters, seed, batch_size)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.num_workers = num_workers
+        loader.persistent_workers = num_workers > 0
+    return cfg
+
+
+def config_hash(cfg: Config) -> str:
+    """A short hash of everything that defines a run but its folder."""
+    content = {k: v for k, v in cfg.to_dict().items() if k != 'work_dir'}
+    text = json.dumps(content, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def read_metrics(task: str, metrics: Dict[str, float]) -> Dict[str, float]:
+    """The task's main and secondary metric from a ``runner.val()``."""
+    if task == 'det':
+        # mmdet's CocoMetric returns nothing when no box clears score_thr
+        return dict(AP=metrics.get('coco/bbox_mAP', 0.0),
+                    AP50=metrics.get('coco/bbox_mAP_50', 0.0))
+    return dict(mIoU=metrics['mIoU'], mAcc=metrics['mAcc'])
+
+
+def run_cached(task: str, name: str, cfg: Config, cache: str,
+               progress_interval: int) -> Dict:
+    """Train and evaluate ``cfg``, or load the result of an equal run."""
+    key = config_hash(cfg)
+    cfg.work_dir = osp.join(cache, f'{task}_{name}_{key}')
+    result_file = osp.join(cfg.work_dir, 'result.json')
+    if osp.isfile(result_file):
+        with open(result_file) as f:
+            result = json.load(f)
+        print(f'[{task}] {name}: cached ({result_file})', flush=True)
+        return result
+    from mmengine.runner import Runner
+    iters = cfg.train_cfg.max_iters
+    print(f'[{task}] {name}: training {iters} iterations...', flush=True)
+    runner = Runner.from_cfg(cfg)
+    progress = ProgressHook(f'[{task}] {name}', progress_interval)
+    runner.register_hook(progress)
+    runner.train()
+    metrics = read_metrics(task, runner.val())
+    result = dict(metrics, s_per_iter=progress.seconds / iters,
+                  losses=progress.losses,
+                  checkpoint=osp.join(cfg.work_dir, f'iter_{iters}.pth'))
+    with open(result_file, 'w') as f:
+        json.dump(result, f)
+    print(f'[{task}] {name}: ' + ', '.join(
+        f'{k} {metrics[k]:.4g}' for k in metrics) +
+        f', {result["s_per_iter"]:.3f} s/iter', flush=True)
+    return result
+
+
+def distill_model(method_config: str, teacher_ckpt: str) -> dict:
+    """The method's distill config with the trained teacher filled in."""
+    cfg = Config.fromfile(method_config)
+    cfg.merge_from_dict({'model.teacher.checkpoint': teacher_ckpt})
+    return cfg.model.to_dict()
+
+
+def summarize(values: Sequence[float]) -> Tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    values = list(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.mean(values), std
+
+
+def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
+                  schedule: Dict[str, int], cache: str,
+                  progress_interval: int = 50) -> Tuple[List[Dict], Dict]:
+    """Every run the chosen methods need; returns the JSON rows and the
+    loss records of the first seed (``{task: (student, distilled)}``)."""
+    rows, curves = [], {}
+    sched = schedule
+    for task in dict.fromkeys(t for t, _ in methods):
+        spec = TASKS[task]
+        data_root = ensure_data(task, cache, sched['num_train'],
+                                sched['num_val'])
+
+        def config(model: dict, iters: int, seed: int) -> Config:
+            return task_runner_config(task, model, data_root, iters, seed,
+                                      sched['batch_size'],
+                                      sched['num_workers'])
+
+        teacher = run_cached(task, 'teacher', config(
+            Config.fromfile(spec['teacher']).model.to_dict(),
+            sched['teacher_iters'], 0), cache, progress_interval)
+        student_model = Config.fromfile(spec['student']).model.to_dict()
+        students = [run_cached(task, f'student_seed{seed}', config(
+            student_model, sched['student_iters'], seed), cache,
+            progress_interval) for seed in seeds]
+        for method in (m for t, m in methods if t == task):
+            path = osp.join(BENCH, METHODS[(task, method)])
+            model = distill_model(path, teacher['checkpoint'])
+            distilled = [run_cached(task, f'{method}_seed{seed}', config(
+                model, sched['student_iters'], seed), cache,
+                progress_interval) for seed in seeds]
+            metric, second = spec['metric'], spec['secondary']
+            rows.append(dict(
+                task=task, method=method,
+                config=osp.relpath(path, REPO), metric=metric,
+                seeds=list(seeds),
+                student=[r[metric] for r in students],
+                distilled=[r[metric] for r in distilled],
+                teacher=teacher[metric],
+                s_per_iter=statistics.mean(
+                    r['s_per_iter'] for r in distilled),
+                student_s_per_iter=statistics.mean(
+                    r['s_per_iter'] for r in students),
+                secondary=dict(
+                    metric=second,
+                    student=[r[second] for r in students],
+                    distilled=[r[second] for r in distilled],
+                    teacher=teacher[second])))
+            curves.setdefault(task, (method, students[0]['losses'],
+                                     distilled[0]['losses']))
+    return rows, curves
+
+
+def gap_closed(row: Dict) -> float:
+    student = statistics.mean(row['student'])
+    gap = row['teacher'] - student
+    gain = statistics.mean(row['distilled']) - student
+    return gain / gap if gap else float('nan')
+
+
+def _fmt(value: float, metric: str) -> str:
+    return f'{value:.3f}' if metric.startswith('AP') else f'{value:.2f}'
+
+
+def _pm(values: Sequence[float], metric: str) -> str:
+    mean, std = summarize(values)
+    return f'{_fmt(mean, metric)} ± {_fmt(std, metric)}'
+
+
+def machine() -> str:
+    """CPU model and core count (``lscpu``), or the platform's name."""
+    try:
+        out = subprocess.run(['lscpu'], capture_output=True, text=True,
+                             check=True).stdout
+        info = dict(line.split(':', 1) for line in out.splitlines()
+                    if ':' in line)
+        model = info.get('Model name', platform.processor()).strip()
+    except (OSError, subprocess.CalledProcessError):
+        model = platform.processor() or platform.machine()
+    return f'{model}, {os.cpu_count()} cores'
+
+
+def format_markdown(rows: List[Dict], schedule: Dict[str, int],
+                    command: str, seconds: float) -> str:
+    """The human-readable report."""
+    lines = [
+        '# Distillation benchmarks on the digits sets', '',
+        'Generated by `tools/benchmark/accuracy.py` (do not edit by hand).',
+        '', f'- command: `{command}`',
+        f'- machine: {machine()}; date: '
+        f'{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; wall time of '
+        f'this run: {seconds / 60:.1f} min (cached runs excluded)',
+        f'- schedule: teacher {schedule["teacher_iters"]} iterations, '
+        f'students {schedule["student_iters"]}, batch '
+        f'{schedule["batch_size"]}, {schedule["num_train"]} train / '
+        f'{schedule["num_val"]} val images (128×128); AdamW 2e-3, '
+        'linear warm-up then cosine; seeds change initialisation and '
+        'data order, the data are fixed',
+        '- detection: GFL R18 base 32 → base 16, COCO AP; segmentation: '
+        'FCN R18-d8 base 32 → base 16, mIoU (%) over 11 classes',
+        '- s/iter: wall time of a training iteration, data loading '
+        'included, mean over seeds (student alone → distilled); the CPU '
+        'is shared with other jobs, so times are indicative only',
+        '', '| task | method | metric | teacher | student | distilled | '
+        'gain | gap closed | second metric (student → distilled) | '
+        's/iter | config |',
+        '|---|---|---|---|---|---|---|---|---|---|---|']
+    for row in rows:
+        metric = row['metric']
+        gain = statistics.mean(row['distilled']) - \
+            statistics.mean(row['student'])
+        second = row.get('secondary')
+        second_text = (f'{second["metric"]} '
+                       f'{_pm(second["student"], second["metric"])} → '
+                       f'{_pm(second["distilled"], second["metric"])}'
+                       if second else '')
+        lines.append(
+            f'| {row["task"]} | {row["method"]} | {metric} | '
+            f'{_fmt(row["teacher"], metric)} | '
+            f'{_pm(row["student"], metric)} | '
+            f'{_pm(row["distilled"], metric)} | '
+            f'{gain:+.3f} | {gap_closed(row):.0%} | {second_text} | '
+            f'{row.get("student_s_per_iter", float("nan")):.3f} → '
+            f'{row["s_per_iter"]:.3f} | `{row["config"]}` |')
+    lines += ['', 'Per seed (student → distilled):', '']
+    for row in rows:
+        pairs = ', '.join(
+            f'seed {s}: {_fmt(a, row["metric"])} → {_fmt(b, row["metric"])}'
+            for s, a, b in zip(row['seeds'], row['student'],
+                               row['distilled']))
+        lines.append(f'- {row["task"]} {row["method"]}: {pairs}')
+    return '\n'.join(lines) + '\n'
+
+
+def plot(rows: List[Dict], curves: Dict, out_dir: str) -> List[str]:
+    """Gain per method with seed error bars, and the loss curves."""
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print('matplotlib is not installed: no plots '
+              '(pip install matplotlib)', flush=True)
+        return []
+    tasks = list(dict.fromkeys(r['task'] for r in rows))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.5),
+                             squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        task_rows = [r for r in rows if r['task'] == task]
+        gains = [summarize([d - s for s, d in zip(r['student'],
+                                                  r['distilled'])])
+                 for r in task_rows]
+        ax.bar(range(len(task_rows)), [g[0] for g in gains],
+               yerr=[g[1] for g in gains], capsize=4, color='tab:blue')
+        ax.axhline(0, color='black', linewidth=0.8)
+        ax.set_xticks(range(len(task_rows)))
+        ax.set_xticklabels([r['method'] for r in task_rows])
+        ax.set_ylabel(f'gain in {task_rows[0]["metric"]} (mean ± std over '
+                      f'{len(task_rows[0]["seeds"])} seeds)')
+        ax.set_title(task)
+    fig.tight_layout()
+    gain_png = osp.join(out_dir, 'benchmarks_gain.png')
+    fig.savefig(gain_png, dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.5),
+                             squeeze=False)
+    for ax, (task, (method, alone, distilled)) in zip(axes[0],
+                                                      curves.items()):
+        task_keys = [k for k in alone if k != 'loss']
+        for label, losses in (('student alone', alone),
+                              (f'student + {method}', distilled)):
+            task_loss = [sum(v) for v in zip(*(losses[k]
+                                                for k in task_keys))]
+            ax.plot(_smooth(task_loss), label=f'{label}: task loss')
+        distill = [k for k in distilled if k.startswith('loss_distill')]
+        if distill:
+            term = [sum(v) for v in zip(*(distilled[k] for k in distill))]
+            ax.plot(_smooth(term), label=f'{method}: distill loss')
+        ax.set_xlabel('iteration')
+        ax.set_yscale('log')
+        ax.set_title(f'{task}, first seed (moving average)')
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    loss_png = osp.join(out_dir, 'benchmarks_loss.png')
+    fig.savefig(loss_png, dpi=120)
+    plt.close(fig)
+    return [gain_png, loss_png]
+
+
+def _smooth(values: List[float], window: int = 20) -> List[float]:
+    window = max(1, min(window, len(values) // 5 or 1))
+    out, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--methods', help='comma-separated subset, e.g. '
+                        'fgfi,seg:pixel (default: the whole manifest)')
+    parser.add_argument('--seeds', default='0,1,2',
+                        help='comma-separated seeds (default 0,1,2)')
+    parser.add_argument('--quick', action='store_true',
+                        help='tiny data and a few iterations: a smoke run')
+    parser.add_argument('--out', default='docs',
+                        help='folder of benchmarks.md/.json and the plots')
+    parser.add_argument('--work-dir', default='work_dirs/bench',
+                        help='data and cached runs')
+    parser.add_argument('--teacher-iters', type=int)
+    parser.add_argument('--student-iters', type=int)
+    parser.add_argument('--progress-interval', type=int, default=50)
+    args = parser.parse_args(argv)
+    try:
+        args.seeds = [int(s) for s in args.seeds.split(',') if s.strip()]
+        args.methods = select_methods(args.methods)
+    except ValueError as e:
+        parser.error(str(e))
+    if not args.seeds:
+        parser.error('--seeds needs at least one seed')
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> List[Dict]:
+    args = parse_args(argv)
+    command = 'python tools/benchmark/accuracy.py ' + ' '.join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    schedule = dict(SCHEDULES['quick' if args.quick else 'full'])
+    for key in ('teacher_iters', 'student_iters'):
+        if getattr(args, key):
+            schedule[key] = getattr(args, key)
+    start = time.time()
+    rows, curves = run_benchmark(args.methods, args.seeds, schedule,
+                                 args.work_dir, args.progress_interval)
+    seconds = time.time() - start
+    os.makedirs(args.out, exist_ok=True)
+    with open(osp.join(args.out, 'benchmarks.json'), 'w') as f:
+        json.dump(rows, f, indent=2)
+    report = format_markdown(rows, schedule, command, seconds)
+    with open(osp.join(args.out, 'benchmarks.md'), 'w') as f:
+        f.write(report)
+    plot(rows, curves, args.out)
+    print('\n' + report, flush=True)
+    return rows
+
+
+if __name__ == '__main__':
+    main()
