@@ -9,6 +9,7 @@ import torch.nn as nn
 from mmengine.structures import BaseDataElement
 
 from ..utils.model_kind import is_detector, is_segmentor
+from .ground_truth import DetectionGroundTruth, detection_ground_truth
 
 
 def is_batch_norm(module: nn.Module) -> bool:
@@ -62,28 +63,46 @@ def probe_device() -> torch.device:
     return torch.device('cuda', torch.cuda.current_device())
 
 
-def _detection_samples(size: Tuple[int, int], batch_size: int,
-                       meta: dict) -> List[BaseDataElement]:
-    """One centred box of class 0 per image, with its instance mask and a
-    semantic map, so that box, instance and panoptic heads all compute
-    their losses."""
+def _detection_samples(size: Tuple[int, int], batch_size: int, meta: dict,
+                       truth: DetectionGroundTruth
+                       ) -> List[BaseDataElement]:
+    """One centred box of class 0 per image, and what else ``truth`` says
+    the model's pipeline gives it: the box's instance mask, a semantic map
+    (class 0 in the box, 255 void elsewhere), proposals around the box."""
     from mmdet.structures import DetDataSample
     from mmdet.structures.mask import BitmapMasks
     from mmengine.structures import InstanceData, PixelData
     h, w = size
     x1, y1, x2, y2 = w // 4, h // 4, 3 * w // 4, 3 * h // 4
-    bitmap = torch.zeros(1, h, w, dtype=torch.uint8)
-    bitmap[:, y1:y2, x1:x2] = 1
+    box = torch.tensor([[x1, y1, x2, y2]], dtype=torch.float32)
+    inside = torch.zeros(1, h, w, dtype=torch.bool)
+    inside[:, y1:y2, x1:x2] = True
     samples = []
     for _ in range(batch_size):
         sample = DetDataSample(metainfo=meta)
-        sample.gt_instances = InstanceData(
-            bboxes=torch.tensor([[x1, y1, x2, y2]], dtype=torch.float32),
-            labels=torch.tensor([0]),
-            masks=BitmapMasks(bitmap.numpy(), h, w))
-        sample.gt_sem_seg = PixelData(sem_seg=bitmap.long())
+        sample.gt_instances = InstanceData(bboxes=box.clone(),
+                                           labels=torch.tensor([0]))
+        if truth.instance_masks:
+            sample.gt_instances.masks = BitmapMasks(
+                inside.to(torch.uint8).numpy(), h, w)
+        if truth.semantic_map:
+            sample.gt_sem_seg = PixelData(sem_seg=torch.where(
+                inside, 0, 255).long())
+        if truth.proposals:
+            sample.proposals = _proposals_around(box)
         samples.append(sample)
     return samples
+
+
+def _proposals_around(box: torch.Tensor) -> BaseDataElement:
+    """The box and four copies shifted by a quarter of its size (inside
+    the image: the box spans its middle half), all with score 1."""
+    from mmengine.structures import InstanceData
+    size = box[0, 2:] - box[0, :2]
+    shifts = torch.tensor([[0., 0.], [1., 0.], [-1., 0.], [0., 1.],
+                           [0., -1.]]) * size / 4
+    bboxes = box + shifts.repeat(1, 2)
+    return InstanceData(bboxes=bboxes, scores=torch.ones(len(bboxes)))
 
 
 def _segmentation_samples(size: Tuple[int, int], batch_size: int,
@@ -105,9 +124,15 @@ def make_probe_batch(model: nn.Module, size: Tuple[int, int],
                      ) -> Tuple[torch.Tensor, List[BaseDataElement]]:
     """Zero inputs and data samples with ground truth for ``model``.
 
-    Detectors get one gt box a image with its instance mask and semantic
-    map (so Mask R-CNN and panoptic models compute their losses too);
-    segmentors an all-class-0 label map.
+    Detectors get one gt box a image, and only the other ground truth
+    their own training pipeline would give them, as
+    :func:`~mmkd.distillers.ground_truth.detection_ground_truth` infers
+    it from the heads: an instance mask for models with a mask branch
+    (Mask R-CNN, RTMDet-Ins, SOLO, Mask2Former, ...), a semantic map for
+    semantic and panoptic heads, proposals for R-CNNs without an RPN.
+    Box detectors get boxes and labels only (RTMDet's assigner, for one,
+    reads masks whenever they are present). Segmentors get an
+    all-class-0 label map.
 
     Args:
         model: an mmdet detector or an mmseg segmentor.
@@ -123,7 +148,8 @@ def make_probe_batch(model: nn.Module, size: Tuple[int, int],
                 batch_input_shape=(h, w), scale_factor=(1.0, 1.0))
     inputs = torch.zeros(batch_size, 3, h, w, device=device)
     if is_detector(model):
-        samples = _detection_samples(size, batch_size, meta)
+        samples = _detection_samples(size, batch_size, meta,
+                                     detection_ground_truth(model))
     elif is_segmentor(model):
         samples = _segmentation_samples(size, batch_size, meta)
     else:

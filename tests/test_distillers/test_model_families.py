@@ -1,0 +1,263 @@
+"""Every model family builds as a distiller student and trains a step.
+
+One parametrised case a family: the student is the family's real
+``mmdet::``/``mmseg::`` config, shrunk where it is big (a ResNet-18 with
+8 base channels, 32-channel necks and heads, one transformer layer) and
+left unchanged where it is small (RTMDet-tiny, RTMDet-Ins-tiny,
+YOLOX-tiny, SegFormer-B0 but its decoder); the teacher is the same model
+with saved random weights; one ``FeatureImitation`` term reads the neck
+(a decoder layer for segmentors). Each case checks that the build-time
+probe gives the ground truth the family's own pipeline gives (instance
+masks only to mask models, semantic maps only to semantic heads), that
+one ``loss()`` holds exactly the student's own task losses plus
+``loss_distill_fpn``, all finite, and that backward reaches the student
+and the adaptor. RTMDet and YOLOX, trained with EMA hooks, also train
+through a deep copy of the distiller.
+"""
+import copy
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet
+
+import pytest
+import torch
+from conftest import save_teacher
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+from mmkd import Distiller
+from mmkd.distillers.probe import make_probe_batch
+from mmkd.distillers.teacher import resolve_config_path
+
+W = 32  # neck and head width of the shrunk models (GN needs 32 groups)
+
+#: ResNet-18, 8 base channels: stages of 8, 16, 32 and 64 channels.
+TINY_RESNET = {'backbone.depth': 18, 'backbone.base_channels': 8,
+               'backbone.init_cfg': None}
+TINY_FPN = dict(TINY_RESNET, **{'neck.in_channels': [8, 16, 32, 64],
+                                'neck.out_channels': W})
+TINY_DENSE_HEAD = dict(TINY_FPN, **{'bbox_head.in_channels': W,
+                                    'bbox_head.feat_channels': W,
+                                    'bbox_head.stacked_convs': 1})
+TINY_FASTER_RCNN = dict(TINY_FPN, **{
+    'rpn_head.in_channels': W, 'rpn_head.feat_channels': W,
+    'roi_head.bbox_roi_extractor.out_channels': W,
+    'roi_head.bbox_head.in_channels': W,
+    'roi_head.bbox_head.fc_out_channels': 2 * W,
+    'train_cfg.rcnn.sampler.num': 64})
+TINY_FAST_RCNN = {k: v for k, v in TINY_FASTER_RCNN.items()
+                  if not k.startswith('rpn_head')}
+TINY_MASK_RCNN = dict(TINY_FASTER_RCNN, **{
+    'roi_head.mask_roi_extractor.out_channels': W,
+    'roi_head.mask_head.in_channels': W,
+    'roi_head.mask_head.conv_out_channels': W,
+    'roi_head.mask_head.num_convs': 1})
+
+
+def _one_layer(layers: str, width: int, **attention) -> Dict[str, object]:
+    """One ``width``-wide layer in the encoder or decoder of a DETR."""
+    overrides = {f'{layers}.num_layers': 1,
+                 f'{layers}.layer_cfg.ffn_cfg.embed_dims': width,
+                 f'{layers}.layer_cfg.ffn_cfg.feedforward_channels': 2 * W}
+    for name, extra in attention.items():
+        overrides[f'{layers}.layer_cfg.{name}.embed_dims'] = width
+        overrides.update({f'{layers}.layer_cfg.{name}.{key}': value
+                          for key, value in extra.items()})
+    return overrides
+
+
+TINY_DETR = dict(
+    TINY_RESNET, **{'backbone.out_indices': (3, ),
+                    'neck.in_channels': [64], 'neck.out_channels': W,
+                    'positional_encoding.num_feats': W // 2,
+                    'bbox_head.embed_dims': W, 'num_queries': 10},
+    **_one_layer('encoder', W, self_attn_cfg=dict(num_heads=4)),
+    **_one_layer('decoder', W, self_attn_cfg=dict(num_heads=4),
+                 cross_attn_cfg=dict(num_heads=4)))
+TINY_SOLOV2 = dict(TINY_FPN, **{
+    'mask_head.in_channels': W, 'mask_head.feat_channels': W,
+    'mask_head.stacked_convs': 1,
+    'mask_head.mask_feature_head.feat_channels': W,
+    'mask_head.mask_feature_head.out_channels': W})
+TINY_MASK2FORMER = dict(TINY_RESNET, **{
+    f'panoptic_head.{k}': v for k, v in {
+        'in_channels': [8, 16, 32, 64], 'feat_channels': W,
+        'out_channels': W, 'num_queries': 10,
+        'positional_encoding.num_feats': W // 2,
+        'pixel_decoder.positional_encoding.num_feats': W // 2,
+        **_one_layer('pixel_decoder.encoder', W,
+                     self_attn_cfg=dict(num_heads=4)),
+        **_one_layer('transformer_decoder', W,
+                     self_attn_cfg=dict(num_heads=4),
+                     cross_attn_cfg=dict(num_heads=4))}.items()},
+    **{'train_cfg.num_points': 256})
+# DINO's decoder encodes box coordinates at a fixed 512 channels for its
+# 256-channel queries: the width stays, the depth and queries shrink.
+TINY_DINO = dict(
+    TINY_RESNET, **{'neck.in_channels': [16, 32, 64], 'num_queries': 20,
+                    'dn_cfg.group_cfg.num_dn_queries': 10},
+    **_one_layer('encoder', 256), **_one_layer('decoder', 256))
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: its config, how to shrink it, what to expect.
+
+    Attributes:
+        config: the real ``mmdet::``/``mmseg::`` config of the student.
+        overrides: dotted keys of ``model`` set over it (``{}``: as is).
+        task_losses: keys the student's own loss dict must hold.
+        masks: whether its pipeline gives instance masks.
+        semantic: whether its pipeline gives a semantic map (detectors).
+        proposals: whether its pipeline gives proposals (no RPN).
+        read: the module the distillation term reads.
+        ema: whether its configs train with an EMA hook (deep copy).
+    """
+    config: str
+    overrides: Dict[str, object] = field(default_factory=dict)
+    task_losses: FrozenSet[str] = frozenset({'loss_cls', 'loss_bbox'})
+    masks: bool = False
+    semantic: bool = False
+    proposals: bool = False
+    read: str = 'neck'
+    ema: bool = False
+
+    @property
+    def scope(self) -> str:
+        return self.config.split('::')[0]
+
+
+FAMILIES = {
+    'retinanet': Family('mmdet::retinanet/retinanet_r18_fpn_1x_coco.py',
+                        TINY_DENSE_HEAD),
+    'fcos': Family(
+        'mmdet::fcos/fcos_r18_fpn_gn-head-center-normbbox-centeronreg-'
+        'giou_8xb8-amp-lsj-200e_coco.py', TINY_DENSE_HEAD,
+        frozenset({'loss_cls', 'loss_bbox', 'loss_centerness'})),
+    'atss': Family('mmdet::atss/atss_r50_fpn_1x_coco.py', TINY_DENSE_HEAD,
+                   frozenset({'loss_cls', 'loss_bbox', 'loss_centerness'})),
+    'gfl': Family('mmdet::gfl/gfl_r50_fpn_1x_coco.py', TINY_DENSE_HEAD,
+                  frozenset({'loss_cls', 'loss_bbox', 'loss_dfl'})),
+    'faster_rcnn': Family(
+        'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+        TINY_FASTER_RCNN, frozenset({'loss_rpn_cls', 'loss_rpn_bbox',
+                                     'loss_cls', 'loss_bbox', 'acc'})),
+    'fast_rcnn': Family(
+        'mmdet::fast_rcnn/fast-rcnn_r50_fpn_1x_coco.py', TINY_FAST_RCNN,
+        frozenset({'loss_cls', 'loss_bbox', 'acc'}), proposals=True),
+    'mask_rcnn': Family(
+        'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', TINY_MASK_RCNN,
+        frozenset({'loss_rpn_cls', 'loss_cls', 'loss_bbox', 'loss_mask'}),
+        masks=True),
+    'panoptic_fpn': Family(
+        'mmdet::panoptic_fpn/panoptic-fpn_r50_fpn_1x_coco.py',
+        dict(TINY_MASK_RCNN, **{'semantic_head.in_channels': W,
+                                'semantic_head.inner_channels': W}),
+        frozenset({'loss_rpn_cls', 'loss_mask', 'loss_seg'}),
+        masks=True, semantic=True),
+    'solov2': Family('mmdet::solov2/solov2-light_r18_fpn_ms-3x_coco.py',
+                     TINY_SOLOV2, frozenset({'loss_mask', 'loss_cls'}),
+                     masks=True),
+    'mask2former_panoptic': Family(
+        'mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py',
+        TINY_MASK2FORMER, frozenset({'loss_cls', 'loss_mask', 'loss_dice'}),
+        masks=True, semantic=True,
+        read='panoptic_head.pixel_decoder.mask_feature'),
+    'rtmdet': Family('mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py',
+                     {'backbone.init_cfg': None}, ema=True),
+    'rtmdet_ins': Family(
+        'mmdet::rtmdet/rtmdet-ins_tiny_8xb32-300e_coco.py',
+        {'backbone.init_cfg': None},
+        frozenset({'loss_cls', 'loss_bbox', 'loss_mask'}), masks=True),
+    'yolox': Family('mmdet::yolox/yolox_tiny_8xb8-300e_coco.py', {},
+                    frozenset({'loss_cls', 'loss_bbox', 'loss_obj'}),
+                    ema=True),
+    'detr': Family('mmdet::detr/detr_r18_8xb2-500e_coco.py', TINY_DETR,
+                   frozenset({'loss_cls', 'loss_bbox', 'loss_iou'})),
+    'dino': Family('mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py', TINY_DINO,
+                   frozenset({'loss_cls', 'enc_loss_cls', 'dn_loss_cls'})),
+    'pspnet': Family(
+        'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py',
+        {'backbone.stem_channels': 8, 'backbone.base_channels': 8,
+         'backbone.init_cfg': None, 'decode_head.in_channels': 64,
+         'decode_head.channels': 16, 'auxiliary_head.in_channels': 32,
+         'auxiliary_head.channels': 8},
+        frozenset({'decode.loss_ce', 'aux.loss_ce'}),
+        read='decode_head.bottleneck'),
+    'segformer': Family(
+        'mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py',
+        {'backbone.init_cfg': None, 'decode_head.channels': W},
+        frozenset({'decode.loss_ce'}), read='decode_head.fusion_conv'),
+}
+
+
+def _model_config(family: Family) -> Config:
+    cfg = Config(dict(model=Config.fromfile(
+        resolve_config_path(family.config)).model))
+    cfg.merge_from_dict({f'model.{k}': v
+                         for k, v in family.overrides.items()})
+    return cfg.model
+
+
+def _total(losses: dict) -> torch.Tensor:
+    parts = [v if isinstance(v, torch.Tensor) else sum(v)
+             for k, v in losses.items() if 'loss' in k]
+    return sum(p.sum() for p in parts)
+
+
+def _assert_trains(model: Distiller, family: Family) -> dict:
+    """One loss() on a fresh random batch: the student's own task losses
+    plus the distillation term, finite, with gradients to the student and
+    the adaptor."""
+    # a fresh batch each call: heads convert their ground truth in place
+    inputs, samples = make_probe_batch(model.student, (64, 64))
+    inputs = torch.rand_like(inputs) * 255
+    model.zero_grad()
+    losses = model.loss(inputs, samples)
+    own = model.student.loss(inputs, make_probe_batch(model.student,
+                                                      (64, 64))[1])
+    assert set(losses) == set(own) | {'loss_distill_fpn'}
+    assert family.task_losses <= set(losses)
+    for key, value in losses.items():
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            assert torch.isfinite(v).all(), key
+    assert losses['loss_distill_fpn'] > 0
+    _total(losses).backward()
+    adaptor = next(model.distill_terms.fpn.adaptors.parameters())
+    assert adaptor.grad is not None and adaptor.grad.abs().sum() > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0
+               for p in model.student.backbone.parameters())
+    return losses
+
+
+@pytest.mark.parametrize('name', list(FAMILIES))
+def test_family_builds_and_trains_as_a_student(name, tmp_path):
+    family = FAMILIES[name]
+    model_cfg = _model_config(family)
+    with DefaultScope.overwrite_default_scope(family.scope):
+        ckpt = save_teacher(model_cfg, str(tmp_path / 'teacher.pth'),
+                            family.scope)
+        model = Distiller(
+            student=copy.deepcopy(model_cfg),
+            teacher=dict(config=dict(default_scope=family.scope,
+                                     model=model_cfg),
+                         checkpoint=ckpt),
+            distill=dict(fpn=dict(type='FeatureImitation',
+                                  student=family.read,
+                                  teacher=family.read)),
+            probe_size=(64, 64))
+        _, samples = make_probe_batch(model.student, (64, 64))
+        if family.scope == 'mmdet':
+            assert ('masks' in samples[0].gt_instances) == family.masks
+            assert ('gt_sem_seg' in samples[0]) == family.semantic
+            assert ('proposals' in samples[0]) == family.proposals
+        else:
+            assert samples[0].gt_sem_seg.data.shape == (1, 64, 64)
+        model.train()
+        _assert_trains(model, family)
+        if family.ema:
+            # EMA hooks deep-copy the model; the copy trains on its own
+            copied = copy.deepcopy(model)
+            assert copied.teacher is model.teacher
+            model.zero_grad()
+            _assert_trains(copied, family)
+            assert all(p.grad is None for p in model.parameters())
