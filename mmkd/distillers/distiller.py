@@ -162,6 +162,9 @@ class Distiller(BaseModel):
 
     def _probe_on(self, device: torch.device, size: Tuple[int, int]) -> None:
         inputs, samples = make_probe_batch(self.student, size, device=device)
+        # the teacher runs first in training; a student loss may edit the
+        # ground truth in place (Fast R-CNN pops its proposals' boxes)
+        teacher_samples = copy.deepcopy(samples)
         self.student_recorder.active = True
         try:
             with probing(self.student):
@@ -170,13 +173,14 @@ class Distiller(BaseModel):
             raise RuntimeError(
                 f'The student ({type(self.student).__name__}) failed to '
                 f'compute its losses on the build-time probe batch of size '
-                f'{size} (one gt box, instance mask and semantic map per '
-                f'image): {err}. If the model needs a larger or differently '
-                'shaped input, set the distiller\'s probe_size.') from err
+                f'{size} (one gt box per image, with the masks, maps or '
+                f'proposals its heads train on): {err}. If the model needs a '
+                'larger or differently shaped input, set the distiller\'s '
+                'probe_size.') from err
         finally:
             self.student_recorder.active = False
         try:
-            self._run_teacher(inputs, samples)
+            self._run_teacher(inputs, teacher_samples)
         except Exception as err:
             raise RuntimeError(
                 f'The teacher ({type(self.teacher).__name__}) failed on the '
