@@ -17,6 +17,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmkd  # noqa: E402,F401
+from mmkd.utils.annotations import annotation_errors_named  # noqa: E402
 from mmkd.utils.cli import add_runner_args, load_runner_config  # noqa: E402
 
 
@@ -34,7 +35,8 @@ def main() -> None:
         raise SystemExit(f'Checkpoint file not found: {args.checkpoint}')
     cfg = load_runner_config(args)
     cfg.load_from = args.checkpoint
-    Runner.from_cfg(cfg).test()
+    with annotation_errors_named(cfg):
+        Runner.from_cfg(cfg).test()
 
 
 if __name__ == '__main__':

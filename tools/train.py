@@ -14,7 +14,12 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmkd  # noqa: E402,F401  (registers mmkd and safe checkpoint types)
+from mmkd.utils.annotations import annotation_errors_named  # noqa: E402
 from mmkd.utils.cli import add_runner_args, load_runner_config  # noqa: E402
+from mmkd.utils.resume import (check_resume_checkpoint,  # noqa: E402
+                               latest_checkpoint)
+
+FINITE_CHECKPOINTS = 'mmkd.FiniteCheckpointHook'
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,23 +47,40 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
+        latest = latest_checkpoint(cfg.work_dir)
+        if latest is not None:
+            check_resume_checkpoint(
+                latest, f'the latest, named in '
+                f'{osp.join(cfg.work_dir, "last_checkpoint")}')
     elif args.resume is not None:
         if not osp.isfile(args.resume):
             raise SystemExit(f'Checkpoint to resume from not found: '
                              f'{args.resume}')
+        check_resume_checkpoint(args.resume, 'given to --resume')
         cfg.resume = True
         cfg.load_from = args.resume
+    add_finite_checkpoint_hook(cfg)
     return cfg
+
+
+def add_finite_checkpoint_hook(cfg: Config) -> None:
+    """Never save NaN/inf weights (``mmkd.FiniteCheckpointHook``)."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(h.get('type') in (FINITE_CHECKPOINTS, 'FiniteCheckpointHook')
+               for h in hooks):
+        hooks.append(dict(type=FINITE_CHECKPOINTS))
+    cfg.custom_hooks = hooks
 
 
 def main() -> None:
     cfg = build_config(parse_args())
-    if 'runner_type' in cfg:
-        from mmengine.registry import RUNNERS
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    runner.train()
+    with annotation_errors_named(cfg):
+        if 'runner_type' in cfg:
+            from mmengine.registry import RUNNERS
+            runner = RUNNERS.build(cfg)
+        else:
+            runner = Runner.from_cfg(cfg)
+        runner.train()
 
 
 if __name__ == '__main__':

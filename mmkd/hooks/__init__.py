@@ -1,0 +1,3 @@
+from .finite_checkpoint import FiniteCheckpointHook
+
+__all__ = ['FiniteCheckpointHook']
