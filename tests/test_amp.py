@@ -9,7 +9,7 @@ import logging
 
 import pytest
 import torch
-from conftest import save_teacher, tiny_pspnet, tiny_retinanet
+from conftest import tiny_pspnet, tiny_retinanet
 from mmengine.logging import MessageHub, MMLogger
 from mmengine.registry import DefaultScope
 from mmengine.visualization import Visualizer
@@ -53,7 +53,7 @@ def test_half_adaptor_takes_float32_input():
     assert adaptor(torch.randn(1, 4, 3, 3)).dtype == torch.bfloat16
 
 
-# -- terms given records of mixed dtypes ----------------------------------------
+# -- terms given records of mixed dtypes --------------------------------------
 def _imitation(s, t, **kwargs):
     torch.manual_seed(0)
     term = FeatureImitation('a', 'b', **kwargs)
@@ -111,7 +111,7 @@ def test_terms_under_autocast_give_float32_losses():
     assert torch.allclose(imitation, reference, rtol=2e-2)
 
 
-# -- masks ----------------------------------------------------------------------
+# -- masks --------------------------------------------------------------------
 def _sample(boxes, size=(64, 64)):
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
@@ -148,7 +148,7 @@ def test_masks_are_float32_and_unchanged_under_autocast(mask):
     assert 0 < sum(g.sum() for g in got) < sum(g.numel() for g in got)
 
 
-# -- the teacher option ---------------------------------------------------------
+# -- the teacher option -------------------------------------------------------
 @pytest.mark.parametrize('value,expected', [
     (False, False), (True, True), ('float16', torch.float16),
     ('bfloat16', torch.bfloat16), (torch.bfloat16, torch.bfloat16)])
@@ -165,7 +165,7 @@ def test_bad_teacher_autocast_is_refused_before_building(value, tmp_path):
                                      checkpoint=str(tmp_path / 'no.pth')))
 
 
-# -- distillers under autocast --------------------------------------------------
+# -- distillers under autocast ------------------------------------------------
 def _det(ckpt, autocast):
     return Distiller(
         student=tiny_retinanet(8, 16),
@@ -273,7 +273,7 @@ def test_teacher_autocast_without_amp_gives_close_float32_losses(
         assert not torch.equal(losses['bfloat16'][key], value)
 
 
-# -- MMEngine's AmpOptimWrapper through the Runner -----------------------------
+# -- MMEngine's AmpOptimWrapper through the Runner ----------------------------
 @pytest.fixture
 def runner_state_restored():
     """Drop the loggers, hubs, scopes and visualizers a Runner creates."""
