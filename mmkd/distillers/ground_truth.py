@@ -46,17 +46,18 @@ def _has_mask_branch(model: nn.Module) -> bool:
 
 
 def _has_semantic_branch(model: nn.Module) -> bool:
-    """Semantic heads (HTC's and SCNet's ``semantic_head``, Panoptic FPN's
-    ``PanopticFPNHead``) build a ``loss_seg``; MaskFormer-style heads read
-    the semantic map for their stuff classes when they have any
-    (panoptic, not instance, configs)."""
-    for module in model.modules():
-        if getattr(module, 'loss_seg', None) is not None:
-            return True
-        if getattr(module, 'loss_mask', None) is not None and \
-                getattr(module, 'num_stuff_classes', 0) > 0:
-            return True
-    return False
+    """Panoptic two-stage segmentors (Panoptic FPN) say so through
+    ``with_semantic_head``, HTC and SCNet through their RoI head's
+    ``with_semantic``; MaskFormer-style heads read the semantic map for
+    their stuff classes when they have any (panoptic, not instance,
+    configs)."""
+    roi_head = getattr(model, 'roi_head', None)
+    if getattr(model, 'with_semantic_head', False) or \
+            getattr(roi_head, 'with_semantic', False):
+        return True
+    return any(getattr(module, 'loss_mask', None) is not None
+               and getattr(module, 'num_stuff_classes', 0) > 0
+               for module in model.modules())
 
 
 def _needs_proposals(model: nn.Module) -> bool:

@@ -52,6 +52,19 @@ TINY_MASK_RCNN = dict(TINY_FASTER_RCNN, **{
     'roi_head.mask_head.conv_out_channels': W,
     'roi_head.mask_head.num_convs': 1})
 
+# HTC: three cascade stages, one more feature each for masks and semantics
+TINY_HTC = dict(TINY_FPN, **{
+    'rpn_head.in_channels': W, 'rpn_head.feat_channels': W,
+    **{f'roi_head.{part}_roi_extractor.out_channels': W
+       for part in ('bbox', 'mask', 'semantic')},
+    **{f'roi_head.semantic_head.{k}': v for k, v in dict(
+        in_channels=W, conv_out_channels=W, num_convs=1).items()},
+    **{f'roi_head.bbox_head.{i}.{k}': v for i in range(3) for k, v in dict(
+        in_channels=W, fc_out_channels=2 * W).items()},
+    **{f'roi_head.mask_head.{i}.{k}': v for i in range(3) for k, v in dict(
+        in_channels=W, conv_out_channels=W, num_convs=1).items()},
+    **{f'train_cfg.rcnn.{i}.sampler.num': 64 for i in range(3)}})
+
 
 def _one_layer(layers: str, width: int, **attention) -> Dict[str, object]:
     """One ``width``-wide layer in the encoder or decoder of a DETR."""
@@ -153,6 +166,10 @@ FAMILIES = {
         dict(TINY_MASK_RCNN, **{'semantic_head.in_channels': W,
                                 'semantic_head.inner_channels': W}),
         frozenset({'loss_rpn_cls', 'loss_mask', 'loss_seg'}),
+        masks=True, semantic=True),
+    'htc': Family(
+        'mmdet::htc/htc_r50_fpn_1x_coco.py', TINY_HTC,
+        frozenset({'s0.loss_cls', 's2.loss_mask', 'loss_semantic_seg'}),
         masks=True, semantic=True),
     'solov2': Family('mmdet::solov2/solov2-light_r18_fpn_ms-3x_coco.py',
                      TINY_SOLOV2, frozenset({'loss_mask', 'loss_cls'}),
