@@ -205,7 +205,7 @@ def _dtypes_of(module, into):
     return module.register_forward_hook(hook, prepend=True)
 
 
-def _check_amp_step(model, size, read, teacher_dtype):
+def _check_amp_step(model, size, read, amp_dtype, teacher_dtype):
     torch.manual_seed(1)
     inputs, samples = make_probe_batch(model.student, size)
     inputs = torch.rand_like(inputs) * 255
@@ -213,12 +213,12 @@ def _check_amp_step(model, size, read, teacher_dtype):
     handles = [_dtypes_of(model.student.get_submodule(read), student_dtypes),
                _dtypes_of(model.teacher.get_submodule(read), teacher_dtypes)]
     try:
-        with torch.autocast('cpu', dtype=torch.bfloat16):
+        with torch.autocast('cpu', dtype=amp_dtype):
             losses = model.loss(inputs, samples)
     finally:
         for handle in handles:
             handle.remove()
-    assert set(student_dtypes) == {torch.bfloat16}  # autocast reached it
+    assert set(student_dtypes) == {amp_dtype}  # autocast reached it
     assert set(teacher_dtypes) == {teacher_dtype}
     distill = {k: v for k, v in losses.items() if 'distill' in k}
     assert len(distill) == 2
@@ -235,23 +235,25 @@ def _check_amp_step(model, size, read, teacher_dtype):
     assert all(p.grad is None for p in model.teacher.parameters())
 
 
-@pytest.mark.parametrize('autocast,teacher_dtype',
-                         [(False, torch.float32), (True, torch.bfloat16)])
-def test_det_distiller_under_autocast(det_teacher_ckpt, autocast,
-                                      teacher_dtype):
+# teacher autocast=True follows the enclosing (--amp) dtype
+AMP_CASES = [(dtype, autocast) for dtype in LOW for autocast in (False, True)]
+
+
+@pytest.mark.parametrize('dtype,autocast', AMP_CASES)
+def test_det_distiller_under_autocast(det_teacher_ckpt, dtype, autocast):
     torch.manual_seed(0)
     model = _det(det_teacher_ckpt, autocast).train()
     assert model.teacher_autocast is autocast
-    _check_amp_step(model, (64, 64), 'neck', teacher_dtype)
+    _check_amp_step(model, (64, 64), 'neck', dtype,
+                    dtype if autocast else torch.float32)
 
 
-@pytest.mark.parametrize('autocast,teacher_dtype',
-                         [(False, torch.float32), (True, torch.bfloat16)])
-def test_seg_distiller_under_autocast(seg_teacher_ckpt, autocast,
-                                      teacher_dtype):
+@pytest.mark.parametrize('dtype,autocast', AMP_CASES)
+def test_seg_distiller_under_autocast(seg_teacher_ckpt, dtype, autocast):
     torch.manual_seed(0)
     model = _seg(seg_teacher_ckpt, autocast).train()
-    _check_amp_step(model, (32, 32), 'backbone.layer4', teacher_dtype)
+    _check_amp_step(model, (32, 32), 'backbone.layer4', dtype,
+                    dtype if autocast else torch.float32)
 
 
 def test_teacher_autocast_without_amp_gives_close_float32_losses(
