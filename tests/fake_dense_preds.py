@@ -7,7 +7,11 @@ from mmkd.heads import DensePredictions
 
 
 class IdentityView:
-    """Offsets are the raw regressions, targets the stored ones."""
+    """Offsets and boxes are the raw regressions, targets the stored
+    ones."""
+
+    def decode(self, preds, reg, head):
+        return reg
 
     def offsets(self, preds, reg, head):
         return reg

@@ -64,7 +64,22 @@ class DenseHeadTerm(DistillTerm):
                 f'Term {self.name!r} ({type(self).__name__}) distils '
                 f'{" or ".join(self.families)} heads; the student head is a '
                 f'{type(student_head).__name__} ({view.family} family).')
+        self.check_heads(student_head, teacher_head)
         self.view = view
+
+    def check_heads(self, student_head: nn.Module,
+                    teacher_head: nn.Module) -> None:
+        """Raise at build time when the heads do not suit the term."""
+
+    def require_sigmoid(self, *heads: nn.Module) -> None:
+        """For terms defined on per-class sigmoid scores."""
+        for head in heads:
+            if not getattr(head, 'use_sigmoid_cls', False):
+                raise TypeError(
+                    f'Term {self.name!r} ({type(self).__name__}) compares '
+                    f'per-class sigmoid scores; {type(head).__name__} '
+                    'classifies with a softmax. Use a sigmoid head '
+                    '(loss_cls with use_sigmoid=True).')
 
     def _owner(self, calls: MethodCalls, side: str) -> nn.Module:
         spec = self.student_spec if side == 'student' else self.teacher_spec

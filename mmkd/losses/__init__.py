@@ -3,14 +3,16 @@ from .channel_wise import ChannelWiseKD, channel_wise_divergence
 from .dist import DISTKD, dist_loss
 from .feature import FeatureImitation, weighted_squared_error
 from .head_response import (BackgroundWeightedSoftTargets,
-                            HeadClassificationKD)
-from .localization import LocalizationDistillation, TeacherBoundedRegression
+                            BinaryClassificationKD, HeadClassificationKD)
+from .localization import (IoULocalizationKD, LocalizationDistillation,
+                           TeacherBoundedRegression)
 from .pearson import PearsonFeatureKD, pearson_feature_loss
 from .response import PixelwiseKD, pixelwise_kl_divergence
 
 __all__ = ['DistillTerm', 'FeatureImitation', 'PixelwiseKD',
            'weighted_squared_error', 'pixelwise_kl_divergence',
-           'BackgroundWeightedSoftTargets', 'HeadClassificationKD',
+           'BackgroundWeightedSoftTargets', 'BinaryClassificationKD',
+           'HeadClassificationKD', 'IoULocalizationKD',
            'LocalizationDistillation', 'TeacherBoundedRegression',
            'ChannelWiseKD', 'channel_wise_divergence',
            'DISTKD', 'dist_loss', 'PearsonFeatureKD',

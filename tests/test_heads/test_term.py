@@ -14,7 +14,9 @@ from mmkd.recorders import RecordedMethod
 TERMS = dict(
     box=dict(type='TeacherBoundedRegression'),
     soft=dict(type='BackgroundWeightedSoftTargets'),
-    kd=dict(type='HeadClassificationKD', region='valid'))
+    kd=dict(type='HeadClassificationKD', region='valid'),
+    bc=dict(type='BinaryClassificationKD'),
+    iou=dict(type='IoULocalizationKD'))
 
 
 def make_distiller(tmp_path, student, teacher, distill=None):
@@ -49,6 +51,7 @@ def test_loss_and_backward_per_head_family(tmp_path, det_scope, family):
         assert value.dim() == 0 and torch.isfinite(value)
     assert losses['loss_distill_box'] > 0
     assert losses['loss_distill_soft'] > 0
+    assert losses['loss_distill_bc'] > 0 and losses['loss_distill_iou'] > 0
     if family == 'gfl':
         assert losses['loss_distill_ld'] > 0
         assert losses['loss_distill_vlr'] > 0

@@ -4,8 +4,10 @@ import pytest
 import torch
 from fake_dense_preds import fake_preds
 
-from mmkd.losses import BackgroundWeightedSoftTargets, HeadClassificationKD
-from mmkd.losses.head_response import softmax_kd, weighted_soft_cross_entropy
+from mmkd.losses import (BackgroundWeightedSoftTargets,
+                         BinaryClassificationKD, HeadClassificationKD)
+from mmkd.losses.head_response import (binary_kd, softmax_kd,
+                                       weighted_soft_cross_entropy)
 
 
 def _softmax(z):
@@ -89,3 +91,40 @@ def test_bad_arguments_are_errors():
         BackgroundWeightedSoftTargets(mu=0)
     with pytest.raises(ValueError, match='region'):
         HeadClassificationKD(region='everything')
+
+
+def test_binary_kd_by_hand():
+    s, t, beta = [0.5, -1.0], [1.0, -2.0], 1.0
+    expected = 0.0
+    for a, b in zip(s, t):
+        p_t, p_s = _sigmoid(b), _sigmoid(a)
+        bce = -(p_t * math.log(p_s) + (1 - p_t) * math.log(1 - p_s))
+        expected += bce * abs(p_t - p_s)**beta
+    out = binary_kd(torch.tensor([s]), torch.tensor([t]), beta)
+    assert out.item() == pytest.approx(expected, rel=1e-5)
+    # equal scores: the modulating factor is zero
+    same = torch.tensor([[0.3, -0.7]])
+    assert binary_kd(same, same, 1.0).item() == 0
+
+
+def test_binary_kd_term_sums_valid_priors_over_the_positive_count():
+    student = torch.tensor([[0.5, -1.0], [2.0, 0.0], [1.0, 1.0]])
+    teacher = torch.tensor([[1.0, -2.0], [0.0, 0.0], [-3.0, 3.0]])
+    preds = fake_preds(student, teacher,
+                       label_weights=torch.tensor([1.0, 1.0, 0.0]))
+    preds.avg_factor = 4.0
+    loss = BinaryClassificationKD().loss(preds)
+    per_prior = binary_kd(student, teacher, 1.0)
+    assert loss.item() == pytest.approx(per_prior[:2].sum().item() / 4,
+                                        rel=1e-5)
+    preds.avg_factor = torch.tensor(0.0)  # no positives: divided by 1
+    loss = BinaryClassificationKD().loss(preds)
+    assert loss.item() == pytest.approx(per_prior[:2].sum().item(), rel=1e-5)
+
+
+def test_binary_kd_refuses_softmax_heads():
+    from types import SimpleNamespace
+    term = BinaryClassificationKD()
+    with pytest.raises(TypeError, match='softmax'):
+        term.check_heads(SimpleNamespace(use_sigmoid_cls=False),
+                         SimpleNamespace(use_sigmoid_cls=True))

@@ -9,7 +9,8 @@ from mmengine.structures import InstanceData
 
 from mmkd.heads.regions import (atss_thresholds, pairwise_diou,
                                 valuable_localization_region)
-from mmkd.losses import LocalizationDistillation, TeacherBoundedRegression
+from mmkd.losses import (IoULocalizationKD, LocalizationDistillation,
+                         TeacherBoundedRegression)
 from mmkd.losses.localization import distribution_kl, teacher_bounded_l2
 from mmkd.recorders import ModelRecorder, ReadSpec
 
@@ -203,3 +204,28 @@ def test_ld_rejects_bad_arguments():
         LocalizationDistillation(temperature=0)
     with pytest.raises(ValueError, match='margin'):
         TeacherBoundedRegression(margin=-1)
+
+
+def test_iou_localization_kd_by_hand():
+    # prior 0: student [0,0,2,2] vs teacher [1,1,3,3]: IoU 1/7, enclosing
+    # 9, GIoU = 1/7 - 2/9; prior 1: identical boxes (GIoU 1)
+    student = torch.tensor([[0., 0, 2, 2], [0, 0, 4, 4]], requires_grad=True)
+    teacher = torch.tensor([[1., 1, 3, 3], [0, 0, 4, 4]])
+    cls_s = torch.tensor([[0.0, 1.0], [0.0, 0.0]])
+    cls_t = torch.tensor([[2.0, 1.0], [-1.0, 0.0]])
+    preds = fake_preds(cls_s, cls_t, reg_student=student,
+                       reg_teacher=teacher)
+    w = [abs(_sigmoid(2.0) - 0.5), abs(_sigmoid(-1.0) - 0.5)]
+    giou = 1 / 7 - 2 / 9
+    expected = w[0] * (1 - giou) / (w[0] + w[1])
+    loss = IoULocalizationKD().loss(preds)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert student.grad[0].abs().sum() > 0
+    # an ignored prior has no weight
+    preds.label_weights = torch.tensor([0.0, 1.0])
+    assert IoULocalizationKD().loss(preds).item() == pytest.approx(0.0)
+
+
+def _sigmoid(v):
+    return 1 / (1 + math.exp(-v))
