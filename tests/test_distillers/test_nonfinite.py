@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 from conftest import save_teacher, tiny_retinanet
+from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 from test_distiller import _batch, _det_distiller
 
@@ -46,8 +47,18 @@ def test_nonfinite_names_lists_bad_losses_in_order():
                                 loss_cls=torch.tensor(2.0))) == []
 
 
+@pytest.fixture
+def runner_at_iteration_41():
+    """A message hub as the Runner keeps it (0-based 'iter' = 41), removed
+    afterwards so no global state outlives the test."""
+    hub = MessageHub.get_instance('test_nonfinite_hub')
+    hub.update_info('iter', 41)
+    yield
+    del MessageHub._instance_dict['test_nonfinite_hub']
+
+
 def test_stop_raises_before_the_step_naming_loss_and_iteration(
-        det_teacher_ckpt):
+        det_teacher_ckpt, runner_at_iteration_41):
     model = _det_distiller(det_teacher_ckpt).train()
     _poison_adaptor(model)
     before = _student_state(model)
@@ -55,7 +66,9 @@ def test_stop_raises_before_the_step_naming_loss_and_iteration(
         model.train_step(_data(model), _adamw(model))
     message = str(info.value)
     assert 'loss_distill_fpn' in message and 'distillation term' in message
-    assert 'Iteration 1:' in message and "nonfinite_loss='skip'" in message
+    # numbered from 1 as in MMEngine's log lines
+    assert 'Iteration 42:' in message
+    assert "nonfinite_loss='skip'" in message
     assert 'loss_cls' not in message  # the task losses were finite
     for key, value in model.student.named_parameters():
         assert torch.equal(value, before[key]), key
