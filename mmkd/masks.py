@@ -19,6 +19,7 @@ from mmengine.structures import BaseDataElement
 
 from .registry import MODELS
 from .utils.model_kind import is_segmentor
+from .utils.validation import check_fraction, check_loss_weight
 
 Shape = Tuple[int, ...]
 
@@ -71,7 +72,7 @@ class GtBoxMask(BoxMask):
 
     def __init__(self, bg_weight: float = 0.0) -> None:
         super().__init__()
-        self.bg_weight = bg_weight
+        self.bg_weight = check_loss_weight(bg_weight, 'bg_weight')
 
     def forward(self, shapes: Sequence[Shape],
                 data_samples: Sequence[BaseDataElement],
@@ -120,7 +121,7 @@ class FGFIMask(BoxMask):
     def __init__(self, thr: float = 0.5,
                  prior_generator: Optional[str] = None) -> None:
         super().__init__()
-        self.thr = thr
+        self.thr = check_fraction(thr, 'thr')
         self.prior_generator_path = prior_generator
         self._generator = None
 

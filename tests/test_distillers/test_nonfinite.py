@@ -190,3 +190,15 @@ def test_nan_teacher_checkpoint_fails_at_build_naming_module(
     message = str(info.value)
     assert 'gives NaN/inf at neck' in message and path in message
     assert key in message
+
+
+@pytest.mark.parametrize('mask, words', [
+    (dict(type='FGFIMask', thr=1.5), 'thr must be in'),
+    (dict(type='FGFIMask', thr=math.nan), 'thr must be in'),
+    (dict(type='GtBoxMask', bg_weight=-0.1), 'bg_weight must be'),
+])
+def test_bad_mask_arguments_fail_at_build(det_teacher_ckpt, mask, words):
+    distill = dict(fpn=dict(type='FeatureImitation', student='neck',
+                            teacher='neck', mask=mask))
+    with pytest.raises(ValueError, match=f"Term 'fpn'.*{words}"):
+        _det_distiller(det_teacher_ckpt, distill=distill)
