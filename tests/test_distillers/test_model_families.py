@@ -21,7 +21,7 @@ from typing import Dict, FrozenSet
 import pytest
 import torch
 from conftest import save_teacher
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
 
 from mmkd import Distiller
@@ -179,6 +179,8 @@ FAMILIES = {
         TINY_MASK2FORMER, frozenset({'loss_cls', 'loss_mask', 'loss_dice'}),
         masks=True, semantic=True,
         read='panoptic_head.pixel_decoder.mask_feature'),
+    # unchanged but for the ImageNet checkpoint; its assigner reads any
+    # instance masks as tensors, so a probe giving masks failed the build
     'rtmdet': Family('mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py',
                      {'backbone.init_cfg': None}, ema=True),
     'rtmdet_ins': Family(
@@ -207,7 +209,7 @@ FAMILIES = {
 }
 
 
-def _model_config(family: Family) -> Config:
+def _model_config(family: Family) -> ConfigDict:
     cfg = Config(dict(model=Config.fromfile(
         resolve_config_path(family.config)).model))
     cfg.merge_from_dict({f'model.{k}': v
@@ -221,7 +223,7 @@ def _total(losses: dict) -> torch.Tensor:
     return sum(p.sum() for p in parts)
 
 
-def _assert_trains(model: Distiller, family: Family) -> dict:
+def _assert_trains(model: Distiller, family: Family) -> None:
     """One loss() on a fresh random batch: the student's own task losses
     plus the distillation term, finite, with gradients to the student and
     the adaptor."""
@@ -243,7 +245,6 @@ def _assert_trains(model: Distiller, family: Family) -> dict:
     assert adaptor.grad is not None and adaptor.grad.abs().sum() > 0
     assert any(p.grad is not None and p.grad.abs().sum() > 0
                for p in model.student.backbone.parameters())
-    return losses
 
 
 @pytest.mark.parametrize('name', list(FAMILIES))
