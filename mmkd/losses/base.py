@@ -37,6 +37,11 @@ class DistillTerm(nn.Module):
             still sees its parameters used) for the first N >= 0
             iterations; FGFI switches imitation off for the first 400.
 
+    Attributes:
+        enabled: ``False`` switches the term off the same way (its loss is
+            computed and multiplied by 0). ``mmkd.DistillSwitchHook`` sets
+            it, e.g. for the last epochs of MMYOLO's RTMDet recipe.
+
     Raises:
         TypeError: ``loss_weight`` is not a number or ``warmup_iters`` not
             an integer.
@@ -54,6 +59,7 @@ class DistillTerm(nn.Module):
         self.teacher_spec = ReadSpec.parse(teacher)
         self.loss_weight = check_loss_weight(loss_weight)
         self.warmup_iters = check_iterations(warmup_iters, 'warmup_iters')
+        self.enabled = True
         self.name = type(self).__name__
 
     def parse_record(self, value: Any, side: str) -> Any:
@@ -86,9 +92,11 @@ class DistillTerm(nn.Module):
     def forward(self, student_value: Any, teacher_value: Any,
                 data_samples: Sequence[BaseDataElement],
                 iteration: int) -> torch.Tensor:
-        """The weighted loss; zero (but connected) during warm-up."""
+        """The weighted loss; zero (but connected) during warm-up and
+        while the term is switched off (``enabled`` is ``False``)."""
         student_levels = self.parse_record(student_value, 'student')
         teacher_levels = self.parse_record(teacher_value, 'teacher')
         loss = self.compute(student_levels, teacher_levels, data_samples)
-        weight = 0.0 if iteration < self.warmup_iters else self.loss_weight
+        off = not self.enabled or iteration < self.warmup_iters
+        weight = 0.0 if off else self.loss_weight
         return loss * weight
