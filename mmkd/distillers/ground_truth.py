@@ -1,5 +1,5 @@
-"""Which ground truth a detector's training pipeline gives it, read from
-the built model.
+"""Which ground truth a model's training pipeline gives it, read from the
+built model.
 
 The build-time probe must give a model what its own data pipeline would:
 an instance mask given to a box detector is not harmless (RTMDet's
@@ -87,3 +87,13 @@ def detection_ground_truth(model: nn.Module) -> DetectionGroundTruth:
         instance_masks=_has_mask_branch(model),
         semantic_map=_has_semantic_branch(model),
         proposals=_needs_proposals(model))
+
+
+def reads_depth_maps(model: nn.Module) -> bool:
+    """Whether ``model`` is an mmseg depth estimator, whose pipeline gives
+    ``gt_depth_map`` instead of a label map."""
+    try:
+        from mmseg.models.segmentors import DepthEstimator
+    except ImportError:  # pragma: no cover - mmseg not installed
+        return False
+    return isinstance(model, DepthEstimator)

@@ -9,7 +9,8 @@ import torch.nn as nn
 from mmengine.structures import BaseDataElement
 
 from ..utils.model_kind import is_detector, is_segmentor
-from .ground_truth import DetectionGroundTruth, detection_ground_truth
+from .ground_truth import (DetectionGroundTruth, detection_ground_truth,
+                           reads_depth_maps)
 
 
 def is_batch_norm(module: nn.Module) -> bool:
@@ -106,14 +107,23 @@ def _proposals_around(box: torch.Tensor) -> BaseDataElement:
 
 
 def _segmentation_samples(size: Tuple[int, int], batch_size: int,
-                          meta: dict) -> List[BaseDataElement]:
+                          meta: dict, depth: bool
+                          ) -> List[BaseDataElement]:
+    """An all-class-0 label map per image or, for depth estimators, a
+    depth map (1 in the centred box, 2 around it)."""
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
+    h, w = size
     samples = []
     for _ in range(batch_size):
         sample = SegDataSample(metainfo=meta)
-        sample.gt_sem_seg = PixelData(
-            data=torch.zeros(1, *size, dtype=torch.long))
+        if depth:
+            depth_map = torch.full((1, h, w), 2.)
+            depth_map[:, h // 4:3 * h // 4, w // 4:3 * w // 4] = 1.
+            sample.gt_depth_map = PixelData(data=depth_map)
+        else:
+            sample.gt_sem_seg = PixelData(
+                data=torch.zeros(1, h, w, dtype=torch.long))
         samples.append(sample)
     return samples
 
@@ -132,7 +142,7 @@ def make_probe_batch(model: nn.Module, size: Tuple[int, int],
     semantic and panoptic heads, proposals for R-CNNs without an RPN.
     Box detectors get boxes and labels only (RTMDet's assigner, for one,
     reads masks whenever they are present). Segmentors get an
-    all-class-0 label map.
+    all-class-0 label map, depth estimators a depth map instead.
 
     Args:
         model: an mmdet detector or an mmseg segmentor.
@@ -151,7 +161,8 @@ def make_probe_batch(model: nn.Module, size: Tuple[int, int],
         samples = _detection_samples(size, batch_size, meta,
                                      detection_ground_truth(model))
     elif is_segmentor(model):
-        samples = _segmentation_samples(size, batch_size, meta)
+        samples = _segmentation_samples(size, batch_size, meta,
+                                        reads_depth_maps(model))
     else:
         raise TypeError(
             f'{type(model).__name__} is neither an mmdet detector nor an '

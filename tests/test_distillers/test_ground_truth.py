@@ -2,7 +2,7 @@
 import torch
 
 from mmkd.distillers.ground_truth import DetectionGroundTruth
-from mmkd.distillers.probe import _detection_samples
+from mmkd.distillers.probe import _detection_samples, _segmentation_samples
 
 META = dict(img_shape=(8, 12), batch_input_shape=(8, 12))
 
@@ -39,3 +39,15 @@ def test_masks_maps_and_proposals_follow_the_box():
     assert samples[0].gt_instances.bboxes is not \
         samples[1].gt_instances.bboxes
 
+
+
+def test_segmentors_get_a_label_map_depth_estimators_a_depth_map():
+    labels, = _segmentation_samples((8, 12), 1, META, depth=False)
+    assert set(labels.keys()) == {'gt_sem_seg'}
+    assert torch.equal(labels.gt_sem_seg.data,
+                       torch.zeros(1, 8, 12, dtype=torch.long))
+    depth, = _segmentation_samples((8, 12), 1, META, depth=True)
+    assert set(depth.keys()) == {'gt_depth_map'}
+    expected = torch.full((1, 8, 12), 2.)
+    expected[:, 2:6, 3:9] = 1.
+    assert torch.equal(depth.gt_depth_map.data, expected)

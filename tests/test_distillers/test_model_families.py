@@ -6,10 +6,11 @@ One parametrised case a family: the student is the family's real
 left unchanged where it is small (RTMDet-tiny, RTMDet-Ins-tiny,
 YOLOX-tiny, SegFormer-B0 but its decoder); the teacher is the same model
 with saved random weights; one ``FeatureImitation`` term reads the neck
-(a decoder layer for segmentors). Each case checks that the build-time
-probe gives the ground truth the family's own pipeline gives (instance
-masks only to mask models, semantic maps only to semantic heads), that
-one ``loss()`` holds exactly the student's own task losses plus
+(a decoder layer or the backbone for segmentors). Each case checks that
+the build-time probe gives the ground truth the family's own pipeline
+gives (instance masks only to mask models, semantic maps only to semantic
+heads, proposals only without an RPN, depth maps to depth estimators),
+that one ``loss()`` holds exactly the student's own task losses plus
 ``loss_distill_fpn``, all finite, and that backward reaches the student
 and the adaptor. RTMDet and YOLOX, trained with EMA hooks, also train
 through a deep copy of the distiller.
@@ -202,6 +203,16 @@ FAMILIES = {
          'auxiliary_head.channels': 8},
         frozenset({'decode.loss_ce', 'aux.loss_ce'}),
         read='decode_head.bottleneck'),
+    # VPD's Stable-Diffusion backbone swapped for a ResNet with the four
+    # strides its depth head expects
+    'depth': Family(
+        'mmseg::vpd/vpd_sd_4xb8-25k_nyu-480x480.py',
+        {'backbone': dict(_delete_=True, type='ResNetV1c', depth=18,
+                          stem_channels=16, base_channels=16),
+         'decode_head.in_channels': [16, 32, 64, 128],
+         'decode_head.embed_dim': 8, 'decode_head.feature_dim': 64,
+         'decode_head.num_deconv_filters': (16, 16, 16)},
+        frozenset({'decode.loss_silog'}), read='backbone'),
     'segformer': Family(
         'mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py',
         {'backbone.init_cfg': None, 'decode_head.channels': W},
@@ -269,7 +280,9 @@ def test_family_builds_and_trains_as_a_student(name, tmp_path):
             assert ('gt_sem_seg' in samples[0]) == family.semantic
             assert ('proposals' in samples[0]) == family.proposals
         else:
-            assert samples[0].gt_sem_seg.data.shape == (1, 64, 64)
+            truth = 'gt_depth_map' if name == 'depth' else 'gt_sem_seg'
+            assert set(samples[0].keys()) == {truth}
+            assert samples[0].get(truth).data.shape == (1, 64, 64)
         model.train()
         _assert_trains(model, family)
         if family.ema:
