@@ -1,8 +1,5 @@
-from .adversarial import (AdversarialTerm, HolisticAdversarialKD,
-                          gradient_penalty, wgan_gp_discriminator_loss)
 from .base import DistillTerm
 from .channel_wise import ChannelWiseKD, channel_wise_divergence
-from .cross_head import CrossHeadKD
 from .dist import DISTKD, dist_loss
 from .feature import FeatureImitation, weighted_squared_error
 from .fgd import FocalGlobalKD, GlobalContextRelation
@@ -11,21 +8,15 @@ from .head_response import (BackgroundWeightedSoftTargets,
 from .localization import (IoULocalizationKD, LocalizationDistillation,
                            TeacherBoundedRegression)
 from .mgd import MaskedGenerativeKD
-from .pairwise import (PairwiseAffinityKD, cosine_affinity,
-                       pairwise_affinity_loss)
 from .pearson import PearsonFeatureKD, pearson_feature_loss
 from .response import PixelwiseKD, pixelwise_kl_divergence
 
 __all__ = ['DistillTerm', 'FeatureImitation', 'PixelwiseKD',
            'weighted_squared_error', 'pixelwise_kl_divergence',
            'BackgroundWeightedSoftTargets', 'BinaryClassificationKD',
-           'CrossHeadKD',
            'HeadClassificationKD', 'IoULocalizationKD',
            'LocalizationDistillation', 'TeacherBoundedRegression',
            'ChannelWiseKD', 'channel_wise_divergence',
            'DISTKD', 'dist_loss', 'PearsonFeatureKD',
            'pearson_feature_loss', 'FocalGlobalKD',
-           'GlobalContextRelation', 'MaskedGenerativeKD',
-           'AdversarialTerm', 'HolisticAdversarialKD', 'gradient_penalty',
-           'wgan_gp_discriminator_loss', 'PairwiseAffinityKD',
-           'cosine_affinity', 'pairwise_affinity_loss']
+           'GlobalContextRelation', 'MaskedGenerativeKD']
