@@ -1,3 +1,4 @@
+from .distill_switch import DistillSwitchHook
 from .finite_checkpoint import FiniteCheckpointHook
 
-__all__ = ['FiniteCheckpointHook']
+__all__ = ['DistillSwitchHook', 'FiniteCheckpointHook']
