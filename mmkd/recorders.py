@@ -10,7 +10,8 @@ A path may also name what an instance's *methods* return: with
 ``dict(path='bbox_head', record='calls', methods=('forward',
 'get_targets'))`` the record holds the arguments and return value of every
 call of ``bbox_head.forward`` and ``bbox_head.get_targets`` (e.g. the
-assignment a dense head computes in its own loss). The methods are wrapped
+assignment a dense head computes in its own loss); a submodule's method is
+named by its path, e.g. ``'cls_convs.2.forward'``. The methods are wrapped
 on that one instance only; a deep copy of the model (EMA hooks) gets
 wrappers bound to its own copy of the module.
 
@@ -83,12 +84,17 @@ class ReadSpec:
 
 @dataclass
 class MethodCall:
-    """One recorded call: the instance, its arguments and return value."""
+    """One recorded call: the instance, its arguments and return value.
+
+    ``key`` is the name it is recorded under: the method name, or
+    ``'<submodule path>.<method>'`` for a submodule's method.
+    """
     owner: nn.Module
     name: str
     args: tuple
     kwargs: dict
     result: Any
+    key: str = ''
 
 
 class MethodCalls(dict):
@@ -201,10 +207,16 @@ class ModelRecorder:
                     f'{spec.record!r} for {model_name} path {spec.path!r}.')
             module = require_module(modules, spec.path, model_name)
             if spec.record == 'calls':
-                for name in spec.methods:
+                for key in spec.methods:
+                    # 'forward' of the module, or 'cls_convs.2.forward' of
+                    # one of its submodules
+                    owner_path, _, name = key.rpartition('.')
+                    owner = require_module(
+                        dict(module.named_modules()), owner_path,
+                        model_name) if owner_path else module
                     wrapper = RecordedMethod(
-                        module, name, _CallReporter(self, spec))
-                    object.__setattr__(module, name, wrapper)
+                        owner, name, _CallReporter(self, spec, key))
+                    object.__setattr__(owner, name, wrapper)
                     self._handles.append(_Handle(wrapper))
                 continue
             if spec.record == 'output':
@@ -260,7 +272,7 @@ class ModelRecorder:
         if spec.record == 'calls':
             grouped = MethodCalls()
             for call in calls:
-                grouped.setdefault(call.name, []).append(call)
+                grouped.setdefault(call.key or call.name, []).append(call)
             return grouped
         return calls[0] if len(calls) == 1 else tuple(calls)
 
@@ -288,9 +300,12 @@ class _CallReporter:
     """Sends a method call to its recorder under one spec (deep-copyable:
     the distiller shares its recorders with its copies)."""
 
-    def __init__(self, recorder: ModelRecorder, spec: ReadSpec) -> None:
+    def __init__(self, recorder: ModelRecorder, spec: ReadSpec,
+                 key: str) -> None:
         self.recorder = recorder
         self.spec = spec
+        self.key = key
 
     def __call__(self, call: MethodCall) -> None:
+        call.key = self.key
         self.recorder._record(self.spec, call)

@@ -122,3 +122,19 @@ def test_two_recorders_on_one_method_both_record():
     assert net.head.__dict__['targets'].report.recorder is first
     first.remove()
     assert 'targets' not in net.head.__dict__
+
+
+def test_submodule_methods_are_recorded_under_their_path():
+    net = _Net()
+    spec = ReadSpec('head', 'calls', ('forward', 'conv.forward'))
+    rec = ModelRecorder(net, [spec], 'student')
+    rec.active = True
+    x = torch.randn(2, 2)
+    net(x)
+    calls = rec.get(spec)
+    conv = calls.last('conv.forward')
+    assert conv.owner is net.head.conv and conv.name == 'forward'
+    assert torch.equal(conv.result, net.head.conv(x))
+    with pytest.raises(KeyError, match='conv'):
+        ModelRecorder(net, [ReadSpec('head', 'calls', ('cnv.forward', ))],
+                      'student')

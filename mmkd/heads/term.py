@@ -27,6 +27,8 @@ class DenseHeadTerm(DistillTerm):
         teacher_head: path of the teacher's; defaults to ``head``.
         loss_weight: the loss is multiplied by it.
         warmup_iters: the term is off for the first N iterations.
+        extra_methods: more methods of both heads to record, for
+            subclasses (e.g. ``'cls_convs.2.forward'``).
     """
     #: head families the term accepts (None: every supported family)
     families: Optional[Tuple[str, ...]] = None
@@ -35,15 +37,17 @@ class DenseHeadTerm(DistillTerm):
                  head: str = 'bbox_head',
                  teacher_head: Optional[str] = None,
                  loss_weight: float = 1.0,
-                 warmup_iters: int = 0) -> None:
+                 warmup_iters: int = 0,
+                 extra_methods: Sequence[str] = ()) -> None:
         if not isinstance(head, str) or not (
                 teacher_head is None or isinstance(teacher_head, str)):
             raise TypeError('head and teacher_head are module paths such as '
                             f'"bbox_head"; got {head!r}, {teacher_head!r}.')
         super().__init__(
-            student=dict(path=head, record='calls', methods=STUDENT_METHODS),
+            student=dict(path=head, record='calls',
+                         methods=STUDENT_METHODS + tuple(extra_methods)),
             teacher=dict(path=teacher_head or head, record='calls',
-                         methods=TEACHER_METHODS),
+                         methods=TEACHER_METHODS + tuple(extra_methods)),
             loss_weight=loss_weight, warmup_iters=warmup_iters)
         self.view: Optional[DenseHeadView] = None
 
@@ -64,12 +68,13 @@ class DenseHeadTerm(DistillTerm):
                 f'Term {self.name!r} ({type(self).__name__}) distils '
                 f'{" or ".join(self.families)} heads; the student head is a '
                 f'{type(student_head).__name__} ({view.family} family).')
-        self.check_heads(student_head, teacher_head)
         self.view = view
+        self.check_heads(student_head, teacher_head)
 
     def check_heads(self, student_head: nn.Module,
                     teacher_head: nn.Module) -> None:
-        """Raise at build time when the heads do not suit the term."""
+        """Raise at build time when the heads do not suit the term
+        (``self.view`` is set)."""
 
     def require_sigmoid(self, *heads: nn.Module) -> None:
         """For terms defined on per-class sigmoid scores."""

@@ -79,6 +79,35 @@ class DenseHeadView:
     def reg_channels(self, head: nn.Module) -> int:
         return 4
 
+    # -- cross-head (CrossKD) -------------------------------------------------
+    #: the predictor convs after the stacked ``cls_convs``/``reg_convs``
+    predictors: Tuple[str, str] = ('', '')
+    #: whether the box output goes through the level's ``Scale``
+    scaled = True
+
+    def supports_cross_head(self, head: nn.Module) -> bool:
+        """Whether :meth:`cross_head` can run the rest of ``head``."""
+        return all(hasattr(head, name) for name in
+                   ('cls_convs', 'reg_convs') + self.predictors) and \
+            all(self.predictors)
+
+    def cross_head(self, head: nn.Module, cls_feat: Tensor, reg_feat: Tensor,
+                   level: int, start: int) -> Tuple[Tensor, Tensor]:
+        """Class and box maps of ``head`` run from its ``start``-th stacked
+        conv on (other) features of one level, as in training mode."""
+        for conv in head.cls_convs[start:]:
+            cls_feat = conv(cls_feat)
+        for conv in head.reg_convs[start:]:
+            reg_feat = conv(reg_feat)
+        cls_name, reg_name = self.predictors
+        reg = getattr(head, reg_name)(reg_feat)
+        if self.scaled:
+            reg = head.scales[level](reg).float()
+        return getattr(head, cls_name)(cls_feat), self.box_output(head, reg)
+
+    def box_output(self, head: nn.Module, reg: Tensor) -> Tensor:
+        return reg
+
     # -- collecting ---------------------------------------------------------
     def collect(self, student: MethodCalls,
                 teacher: MethodCalls) -> DensePredictions:
@@ -162,6 +191,8 @@ class AnchorHeadView(DenseHeadView):
     (then ``target_offsets`` are the coder's deltas of the gt boxes)."""
     family = 'AnchorHead'
     head_class = AnchorHead
+    predictors = ('retina_cls', 'retina_reg')  # RetinaHead's
+    scaled = False
 
     def targets(self, call, batch: int, num_levels: int) -> dict:
         args = bind_call(call)
@@ -200,6 +231,8 @@ class ATSSHeadView(AnchorHeadView):
     with its default ``reg_decoded_bbox=True`` the targets are gt boxes."""
     family = 'ATSSHead'
     head_class = ATSSHead
+    predictors = ('atss_cls', 'atss_reg')
+    scaled = True
 
     def targets(self, call, batch: int, num_levels: int) -> dict:
         args = bind_call(call)
@@ -223,6 +256,7 @@ class GFLHeadView(ATSSHeadView):
     trains on (the head's coder, clamped below ``reg_max``)."""
     family = 'GFLHead'
     head_class = GFLHead
+    predictors = ('gfl_cls', 'gfl_reg')
 
     def layout(self, head):
         return dict(super().layout(head), reg_max=head.reg_max)
@@ -262,6 +296,11 @@ class FCOSHeadView(DenseHeadView):
     """
     family = 'FCOSHead'
     head_class = FCOSHead
+    predictors = ('conv_cls', 'conv_reg')
+
+    def box_output(self, head, reg):
+        # training mode: no multiplication by the stride
+        return reg.clamp(min=0) if head.norm_on_bbox else reg.exp()
 
     def targets(self, call, batch: int, num_levels: int) -> dict:
         args = bind_call(call)

@@ -40,6 +40,12 @@ def distribution_kl(student: Tensor, teacher: Tensor, bins: int,
     return (kl * temperature**2).reshape(-1, 4)
 
 
+def has_area(boxes: Tensor) -> Tensor:
+    """(N,) bool: boxes of positive width and height (GIoU is undefined
+    for the others, e.g. FCOS distances clamped to 0)."""
+    return ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))
+
+
 def teacher_bounded_l2(student: Tensor, teacher: Tensor, target: Tensor,
                        margin: float) -> Tensor:
     """Per row ``‖s − y‖²`` if ``‖s − y‖² + m > ‖t − y‖²`` else 0.
@@ -184,7 +190,9 @@ class IoULocalizationKD(DenseHeadTerm):
         L = Σ_i w_i·(1 − GIoU(b_s,i, b_t,i)) / Σ_i w_i
 
     (the weighted mean is our choice of normalisation: the reference
-    code's was not verified). The paper's GFL configs weight it by 4.
+    code's was not verified). Priors where the teacher's box has no area
+    are left out (GIoU is undefined there). The paper's GFL configs weight
+    it by 4.
 
     Args:
         head: the student's dense head path. Default ``'bbox_head'``.
@@ -208,11 +216,11 @@ class IoULocalizationKD(DenseHeadTerm):
         self.require_sigmoid(student_head, teacher_head)
 
     def loss(self, preds: DensePredictions) -> Tensor:
+        teacher_boxes = preds.boxes('teacher').detach()
         with torch.no_grad():
             gap = (preds.cls_teacher.sigmoid() -
                    preds.cls_student.sigmoid()).abs().max(1)[0]
-            weight = gap * preds.valid
-        giou = bbox_overlaps(preds.boxes('student'),
-                             preds.boxes('teacher').detach(), mode='giou',
-                             is_aligned=True)
+            weight = gap * (preds.valid & has_area(teacher_boxes))
+        giou = bbox_overlaps(preds.boxes('student'), teacher_boxes,
+                             mode='giou', is_aligned=True)
         return (weight * (1 - giou)).sum() / weight.sum().clamp(min=1e-6)

@@ -5,8 +5,7 @@ import pytest
 import torch
 from conftest import save_teacher
 from mmengine.config import ConfigDict
-from test_views import det_batch
-from tiny_heads import FAMILIES, tiny_gfl, tiny_retina
+from tiny_heads import det_batch, FAMILIES, tiny_gfl, tiny_retina
 
 from mmkd import Distiller
 from mmkd.recorders import RecordedMethod

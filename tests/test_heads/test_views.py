@@ -1,32 +1,15 @@
 """Head views: outputs and assignment aligned prior by prior, per family."""
 import pytest
 import torch
-from mmdet.structures import DetDataSample
 from mmengine.registry import MODELS
-from mmengine.structures import InstanceData
-from tiny_heads import FAMILIES, tiny_fcos, tiny_gfl, tiny_retina
+from tiny_heads import (FAMILIES, det_batch, tiny_fcos, tiny_gfl,
+                        tiny_retina)
 
 from mmkd.heads import check_alignment, view_for
 from mmkd.recorders import ModelRecorder, ReadSpec
 
 STUDENT = ReadSpec('bbox_head', 'calls', ('forward', 'get_targets'))
 TEACHER = ReadSpec('bbox_head', 'calls', ('forward', ))
-H, W = 64, 96  # not square, so rows and columns cannot be swapped
-
-
-def det_batch(h=H, w=W):
-    """Random images; two gt boxes in the first, one in the second."""
-    meta = dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w),
-                batch_input_shape=(h, w), scale_factor=(1.0, 1.0))
-    boxes = [[[4., 6, 44, 50], [40, 10, 90, 40]], [[20., 8, 52, 60]]]
-    labels = [[0, 2], [1]]
-    samples = []
-    for b, l in zip(boxes, labels):
-        sample = DetDataSample(metainfo=meta)
-        sample.gt_instances = InstanceData(bboxes=torch.tensor(b),
-                                           labels=torch.tensor(l))
-        samples.append(sample)
-    return torch.randn(2, 3, h, w), samples
 
 
 def _build(cfg):

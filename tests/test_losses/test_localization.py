@@ -229,3 +229,13 @@ def test_iou_localization_kd_by_hand():
 
 def _sigmoid(v):
     return 1 / (1 + math.exp(-v))
+
+
+def test_iou_localization_kd_leaves_out_degenerate_teacher_boxes():
+    student = torch.tensor([[0., 0, 2, 2], [0, 0, 4, 4]])
+    teacher = torch.tensor([[1., 1, 3, 3], [2, 2, 2, 6]])  # no width
+    preds = fake_preds(torch.zeros(2, 2), torch.ones(2, 2),
+                       reg_student=student, reg_teacher=teacher)
+    giou = 1 / 7 - 2 / 9
+    assert IoULocalizationKD().loss(preds).item() == pytest.approx(
+        1 - giou, rel=1e-5)

@@ -1,10 +1,14 @@
 """Tiny one-stage detectors of every supported dense-head family."""
 import copy
 
+import torch
 from conftest import tiny_retinanet
+from mmdet.structures import DetDataSample
+from mmengine.structures import InstanceData
 
 WIDTH = 16
 NUM_CLASSES = 3
+H, W = 64, 96  # not square, so rows and columns cannot be swapped
 TEST_CFG = dict(nms_pre=100, min_bbox_size=0, score_thr=0.05,
                 nms=dict(type='nms', iou_threshold=0.5), max_per_img=20)
 
@@ -107,3 +111,18 @@ def tiny_retina(width: int = WIDTH, base: int = 8) -> dict:
 
 FAMILIES = dict(retina=tiny_retina, atss=tiny_atss, gfl=tiny_gfl,
                 fcos=tiny_fcos, rpn=tiny_rpn)
+
+
+def det_batch(h=H, w=W):
+    """Random images; two gt boxes in the first, one in the second."""
+    meta = dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w),
+                batch_input_shape=(h, w), scale_factor=(1.0, 1.0))
+    boxes = [[[4., 6, 44, 50], [40, 10, 90, 40]], [[20., 8, 52, 60]]]
+    labels = [[0, 2], [1]]
+    samples = []
+    for b, l in zip(boxes, labels):
+        sample = DetDataSample(metainfo=meta)
+        sample.gt_instances = InstanceData(bboxes=torch.tensor(b),
+                                           labels=torch.tensor(l))
+        samples.append(sample)
+    return torch.randn(2, 3, h, w), samples
