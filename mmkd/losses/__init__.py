@@ -1,5 +1,6 @@
 from .base import DistillTerm
 from .channel_wise import ChannelWiseKD, channel_wise_divergence
+from .cross_head import CrossHeadKD
 from .dist import DISTKD, dist_loss
 from .feature import FeatureImitation, weighted_squared_error
 from .fgd import FocalGlobalKD, GlobalContextRelation
@@ -14,6 +15,7 @@ from .response import PixelwiseKD, pixelwise_kl_divergence
 __all__ = ['DistillTerm', 'FeatureImitation', 'PixelwiseKD',
            'weighted_squared_error', 'pixelwise_kl_divergence',
            'BackgroundWeightedSoftTargets', 'BinaryClassificationKD',
+           'CrossHeadKD',
            'HeadClassificationKD', 'IoULocalizationKD',
            'LocalizationDistillation', 'TeacherBoundedRegression',
            'ChannelWiseKD', 'channel_wise_divergence',
