@@ -145,3 +145,30 @@ def test_logit_terms_train_in_a_segmentation_distiller(seg_teacher_ckpt,
 def test_bad_arguments_are_rejected(cls, bad):
     with pytest.raises(ValueError):
         cls('a', 'b', **bad)
+
+
+def test_cwd_teacher_norm_standardises_each_teacher_channel():
+    """MMYOLO's RTMDet recipe: affine-free BN (batch statistics) on the
+    teacher map before the divergence."""
+    bn = dict(type='BN', affine=False, track_running_stats=False)
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(2, 3, 2, 3, generator=g)
+    t = torch.randn(2, 3, 2, 3, generator=g) * 5 + 2
+    term = ChannelWiseKD('a', 'b', teacher_norm=bn)
+    term.setup([s], [t], student_model=None)
+    term.eval()  # batch statistics all the same: no running stats
+    flat = t.transpose(0, 1).reshape(3, -1)
+    mean = flat.mean(1).view(1, 3, 1, 1)
+    var = flat.var(1, unbiased=False).view(1, 3, 1, 1)
+    expected = _cwd_by_loops(s.double().numpy(),
+                             ((t - mean) / torch.sqrt(var + 1e-5)).double()
+                             .numpy(), 1.0)
+    assert term.compute([s], [t], []).item() == pytest.approx(expected,
+                                                              rel=1e-5)
+
+
+def test_cwd_teacher_norm_with_parameters_is_refused():
+    term = ChannelWiseKD('a', 'b', teacher_norm=dict(type='BN'))
+    x = torch.zeros(2, 3, 2, 2)
+    with pytest.raises(ValueError, match='parameter-free'):
+        term.setup([x], [x], student_model=None)
