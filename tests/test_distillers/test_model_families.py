@@ -258,6 +258,17 @@ def _assert_trains(model: Distiller, family: Family) -> None:
                for p in model.student.backbone.parameters())
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread while these tiny models run: on a shared 2-core
+    machine, torch's default two threads spin against other processes
+    and made this file ten times slower (135 s against 13 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize('name', list(FAMILIES))
 def test_family_builds_and_trains_as_a_student(name, tmp_path):
     family = FAMILIES[name]
