@@ -36,3 +36,28 @@ def test_benchmark_refuses_amp_on_the_cpu():
     from train_step_speed import main
     with pytest.raises(SystemExit):
         main(['--amp', '--device', 'cpu'])
+
+
+def test_term_overhead_times_student_teacher_read_and_distiller(tmp_path):
+    from term_overhead import main
+    config = osp.join(REPO, 'configs', 'bench', 'det',
+                      'feature_imitation_neck_digits_gfl_r18w32_r18w16.py')
+    out = tmp_path / 'overhead.json'
+    result = main([config, '--rounds', '2', '--warmup', '0', '--size', '64',
+                   '--threads', '2', '--no-memory', '--out', str(out)])
+    assert json.loads(out.read_text())['ratio'] == result['ratio']
+    timings = result['timings']
+    assert list(timings) == ['student', 'teacher read', 'distill']
+    median = {name: t['median_s'] for name, t in timings.items()}
+    assert all(value > 0 for value in median.values())
+    assert result['ratio'] == pytest.approx(
+        median['distill'] / (median['student'] + median['teacher read']))
+    assert 'memory_ratio' not in result
+
+
+def test_term_overhead_refuses_a_config_that_is_not_a_distiller():
+    from term_overhead import load_config
+    student = osp.join(REPO, 'configs', 'bench', '_base_',
+                       'digits_gfl_r18w16.py')
+    with pytest.raises(ValueError, match='mmkd.Distiller'):
+        load_config(student, '/nonexistent')

@@ -1,0 +1,310 @@
+"""What a distill config's terms cost over the student and the teacher read.
+
+For any mmkd distill config, in one process and on one fixed synthetic
+batch (random images, the ground truth of mmkd's build-time probe), three
+configurations are timed side by side in interleaved rounds (one training
+step of each a round, medians over rounds, as the project's measuring
+guide asks: timed one after another, the same step drifted by ±8 % on
+shared machines):
+
+- ``student``: the student alone, forward + backward + AdamW step;
+- ``teacher read``: the distiller's own teacher forward (frozen, no_grad,
+  stopped after the deepest module any term reads);
+- ``distill``: the distiller's full training step.
+
+``ratio = distill / (student + teacher read)`` is then what the terms,
+adaptors and records add (1.00: nothing). The memory ratio compares the
+peak memory a step adds over what is held before it (weights, optimizer
+state): ``Δpeak(distill) / (Δpeak(student) + Δpeak(teacher read))``; on a
+GPU ``torch.cuda.max_memory_allocated`` around each step, on the CPU the
+peak RSS (``ru_maxrss``) of a fresh process per configuration (a
+process's peak RSS cannot be reset).
+
+The teacher checkpoint of the config is used when it is a local file;
+otherwise (a URL, or the digits benchmark's placeholder) the teacher gets
+random weights, which do not change its speed.
+
+Usage::
+
+    python tools/benchmark/term_overhead.py CONFIG [--rounds 20]
+        [--warmup 3] [--batch-size 2] [--size 256] [--device cpu|cuda]
+        [--amp] [--threads N] [--no-memory] [--out result.json]
+        [--cfg-options k=v ...]
+"""
+import argparse
+import json
+import multiprocessing
+import os.path as osp
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from typing import Callable, Dict, List, Optional
+
+import torch
+import torch.nn as nn
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, REPO)
+
+import mmkd  # noqa: E402,F401
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import MODELS, DefaultScope  # noqa: E402
+
+from mmkd.distillers.probe import make_probe_batch  # noqa: E402
+from mmkd.distillers.teacher import resolve_config_path  # noqa: E402
+
+CONFIGURATIONS = ('student', 'teacher read', 'distill')
+
+
+def load_config(path: str, tmp_dir: str,
+                cfg_options: Optional[dict] = None) -> Config:
+    """The distill config; a teacher checkpoint that is not a local file
+    is replaced by random weights saved under ``tmp_dir``."""
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if cfg.model.get('type') not in ('mmkd.Distiller', 'Distiller'):
+        raise ValueError(f'{path} is not a distill config: its model type '
+                         f'is {cfg.model.get("type")!r}, expected '
+                         "'mmkd.Distiller'.")
+    teacher = cfg.model.teacher
+    if not osp.isfile(str(teacher.get('checkpoint'))):
+        teacher_cfg = teacher.config
+        if isinstance(teacher_cfg, str):
+            teacher_cfg = Config.fromfile(resolve_config_path(teacher_cfg))
+        model_cfg = teacher_cfg.get('model', teacher_cfg)
+        scope = teacher_cfg.get('default_scope', cfg.default_scope)
+        torch.manual_seed(0)
+        with DefaultScope.overwrite_default_scope(scope):
+            weights = MODELS.build(model_cfg.to_dict()).state_dict()
+        teacher.checkpoint = osp.join(tmp_dir, 'random_teacher.pth')
+        torch.save(dict(state_dict=weights), teacher.checkpoint)
+    return cfg
+
+
+def build_models(cfg: Config, device: torch.device):
+    """The distiller and a separate student of the same config."""
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        torch.manual_seed(0)
+        distiller = MODELS.build(cfg.model.to_dict()).to(device)
+        torch.manual_seed(0)
+        student = MODELS.build(cfg.model.student.to_dict()).to(device)
+    return distiller, student
+
+
+def synthetic_batch(student: nn.Module, batch_size: int, size: int,
+                    device: torch.device):
+    """Random preprocessed images with the probe's ground truth."""
+    inputs, samples = make_probe_batch(student, (size, size), batch_size,
+                                       device)
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(inputs.shape, generator=generator).to(device)
+    return inputs, samples
+
+
+def make_steps(distiller: nn.Module, student: nn.Module, inputs, samples,
+               amp: bool) -> Dict[str, Callable[[], None]]:
+    """One callable a configuration, each one step."""
+    from mmengine.optim import AmpOptimWrapper, OptimWrapper
+
+    def wrapper(model: nn.Module):
+        optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=1e-5)
+        return AmpOptimWrapper(optimizer=optimizer) if amp else \
+            OptimWrapper(optimizer=optimizer)
+
+    wrappers = {'student': wrapper(student), 'distill': wrapper(distiller)}
+
+    def train_step(model: nn.Module, name: str) -> Callable[[], None]:
+        def step() -> None:
+            with wrappers[name].optim_context(model):
+                losses = model(inputs, samples, mode='loss')
+            loss, _ = model.parse_losses(losses)
+            wrappers[name].update_params(loss)
+        return step
+
+    def teacher_read() -> None:
+        with torch.autocast(inputs.device.type, enabled=amp):
+            distiller._run_teacher(inputs, samples)
+        distiller.teacher_recorder.clear()
+
+    student.train()
+    distiller.train()
+    return {'student': train_step(student, 'student'),
+            'teacher read': teacher_read,
+            'distill': train_step(distiller, 'distill')}
+
+
+def time_interleaved(steps: Dict[str, Callable[[], None]], rounds: int,
+                     warmup: int, device: torch.device
+                     ) -> Dict[str, Dict[str, float]]:
+    """Seconds a step per configuration, one step of each a round; on a
+    GPU also the peak memory each step adds."""
+    cuda = device.type == 'cuda'
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    seconds = {name: [] for name in steps}
+    peaks = {name: 0 for name in steps}
+    for index in range(warmup + rounds):
+        for name, step in steps.items():
+            sync()
+            if cuda:
+                before = torch.cuda.memory_allocated(device)
+                torch.cuda.reset_peak_memory_stats(device)
+            start = time.perf_counter()
+            step()
+            sync()
+            elapsed = time.perf_counter() - start
+            if cuda:
+                peaks[name] = max(peaks[name],
+                                  torch.cuda.max_memory_allocated(device) -
+                                  before)
+            if index >= warmup:
+                seconds[name].append(elapsed)
+    return {name: dict(median_s=statistics.median(values),
+                       mean_s=statistics.mean(values),
+                       peak_step_mib=peaks[name] / 2**20 if cuda else None)
+            for name, values in seconds.items()}
+
+
+def _rss_mib() -> float:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def _cpu_peak_worker(args: dict, name: str, queue) -> None:
+    """In a fresh process: build, one untimed step (optimizer state), then
+    the peak RSS that ``steps`` more steps add."""
+    torch.set_num_threads(args['threads'])
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(args['config'], tmp, args['cfg_options'])
+        device = torch.device('cpu')
+        distiller, student = build_models(cfg, device)
+        inputs, samples = synthetic_batch(student, args['batch_size'],
+                                          args['size'], device)
+        step = make_steps(distiller, student, inputs, samples,
+                          False)[name]
+        if name == 'teacher read':
+            del student
+        elif name == 'student':
+            del distiller
+        step()
+        before = _rss_mib()
+        for _ in range(args['steps']):
+            step()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        queue.put(max(peak - before, 0.0))
+
+
+def cpu_step_peaks(args: dict) -> Dict[str, float]:
+    """Peak RSS a step adds, each configuration in its own process."""
+    context = multiprocessing.get_context('spawn')
+    peaks = {}
+    for name in CONFIGURATIONS:
+        queue = context.Queue()
+        process = context.Process(target=_cpu_peak_worker,
+                                  args=(args, name, queue))
+        process.start()
+        peaks[name] = queue.get(timeout=1800)
+        process.join()
+    return peaks
+
+
+def run(config: str, rounds: int = 20, warmup: int = 3, batch_size: int = 2,
+        size: int = 256, device: str = 'cpu', amp: bool = False,
+        threads: Optional[int] = None, memory: bool = True,
+        cfg_options: Optional[dict] = None) -> Dict:
+    """Time the three configurations; returns their medians, the ratio and
+    (``memory=True``) the memory ratio."""
+    if threads:
+        torch.set_num_threads(threads)
+    dev = torch.device(device)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(config, tmp, cfg_options)
+        distiller, student = build_models(cfg, dev)
+        inputs, samples = synthetic_batch(student, batch_size, size, dev)
+        steps = make_steps(distiller, student, inputs, samples, amp)
+        timings = time_interleaved(steps, rounds, warmup, dev)
+    median = {name: t['median_s'] for name, t in timings.items()}
+    result = dict(
+        config=config, device=device, amp=amp, batch_size=batch_size,
+        size=size, rounds=rounds, threads=torch.get_num_threads(),
+        timings=timings,
+        ratio=median['distill'] / (median['student'] +
+                                   median['teacher read']))
+    if memory:
+        if dev.type == 'cuda':
+            peaks = {n: t['peak_step_mib'] for n, t in timings.items()}
+        else:
+            peaks = cpu_step_peaks(dict(
+                config=config, cfg_options=cfg_options, threads=threads or
+                torch.get_num_threads(), batch_size=batch_size, size=size,
+                steps=max(2, min(rounds, 3))))
+        result['peak_step_mib'] = peaks
+        reference = peaks['student'] + peaks['teacher read']
+        result['memory_ratio'] = peaks['distill'] / reference \
+            if reference > 0 else float('nan')
+    return result
+
+
+def format_result(result: Dict) -> str:
+    lines = [f'{result["config"]}',
+             f'batch {result["batch_size"]} x {result["size"]}^2, '
+             f'{result["device"]}{" AMP" if result["amp"] else ""}, '
+             f'{result["threads"]} threads, {result["rounds"]} interleaved '
+             'rounds',
+             f'{"configuration":<16}{"median s":>10}{"mean s":>10}'
+             f'{"step peak MiB":>15}']
+    for name, t in result['timings'].items():
+        peak = result.get('peak_step_mib', {}).get(name)
+        peak_text = f'{peak:>15.1f}' if peak is not None else f'{"-":>15}'
+        lines.append(f'{name:<16}{t["median_s"]:>10.4f}{t["mean_s"]:>10.4f}'
+                     f'{peak_text}')
+    lines.append(f'ratio = distill / (student + teacher read) = '
+                 f'{result["ratio"]:.3f}')
+    if 'memory_ratio' in result:
+        lines.append(f'memory ratio = {result["memory_ratio"]:.3f}')
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> Dict:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='an mmkd distill config')
+    parser.add_argument('--rounds', type=int, default=20)
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--batch-size', type=int, default=2)
+    parser.add_argument('--size', type=int, default=256,
+                        help='square input side (a multiple of 32)')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision (MMEngine AmpOptimWrapper)')
+    parser.add_argument('--threads', type=int,
+                        help='torch CPU threads (default: torch decides)')
+    parser.add_argument('--no-memory', action='store_true',
+                        help='skip the memory measurement')
+    parser.add_argument('--out', help='also write the result as JSON')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value')
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.warmup < 0:
+        parser.error('--rounds must be >= 1 and --warmup >= 0')
+    if args.size % 32:
+        parser.error('--size must be a multiple of 32')
+    if args.amp and not args.device.startswith('cuda'):
+        parser.error("--amp needs --device cuda (MMEngine's "
+                     'AmpOptimWrapper runs on GPUs)')
+    if not osp.isfile(args.config):
+        parser.error(f'config not found: {args.config}')
+    result = run(args.config, args.rounds, args.warmup, args.batch_size,
+                 args.size, args.device, args.amp, args.threads,
+                 not args.no_memory, args.cfg_options)
+    print(format_result(result), flush=True)
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(result, f, indent=2)
+    return result
+
+
+if __name__ == '__main__':
+    main()
