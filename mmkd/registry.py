@@ -1,13 +1,16 @@
 """Registries of mmkd, children of MMEngine's root registries.
 
-Models, terms, adaptors and masks are registered in :data:`MODELS`, hooks
-in :data:`HOOKS`, all under the scope ``mmkd``.
+Models, terms, adaptors, masks and discriminators are registered in
+:data:`MODELS`, hooks in :data:`HOOKS`, optimizer-wrapper constructors in
+:data:`OPTIM_WRAPPER_CONSTRUCTORS`, all under the scope ``mmkd``.
 ``locations`` lets MMEngine import the modules that register them on first
 use, so ``type='mmkd.Distiller'`` builds from any MMDetection or
 MMSegmentation config, with or without ``custom_imports``.
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import \
+    OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import Registry
 
 MODELS = Registry(
@@ -15,7 +18,13 @@ MODELS = Registry(
     parent=MMENGINE_MODELS,
     scope='mmkd',
     locations=['mmkd.distillers', 'mmkd.losses', 'mmkd.adaptors',
-               'mmkd.masks'])
+               'mmkd.masks', 'mmkd.discriminators'])
 
 HOOKS = Registry(
     'hook', parent=MMENGINE_HOOKS, scope='mmkd', locations=['mmkd.hooks'])
+
+OPTIM_WRAPPER_CONSTRUCTORS = Registry(
+    'optimizer wrapper constructor',
+    parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
+    scope='mmkd',
+    locations=['mmkd.optim'])

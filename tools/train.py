@@ -14,6 +14,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmkd  # noqa: E402,F401  (registers mmkd and safe checkpoint types)
+from mmkd.optim import enable_amp  # noqa: E402
 from mmkd.utils.annotations import annotation_errors_named  # noqa: E402
 from mmkd.utils.cli import add_runner_args, load_runner_config  # noqa: E402
 from mmkd.utils.resume import (check_resume_checkpoint,  # noqa: E402
@@ -37,13 +38,9 @@ def parse_args() -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace) -> Config:
     cfg = load_runner_config(args)
-    if args.amp:
-        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_wrapper == 'AmpOptimWrapper':
-            print('AMP is already enabled in the config.')
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.amp and not enable_amp(cfg.optim_wrapper):
+        # every wrapper, also each of an OptimWrapperDict config
+        print('AMP is already enabled in the config.')
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

@@ -17,11 +17,13 @@ from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 
+from ..losses.adversarial import AdversarialTerm
 from ..losses.base import DistillTerm
 from ..recorders import (ModelRecorder, StopForward, recorded_tensors,
                          require_module)
 from ..registry import MODELS
 from ..utils.validation import check_image_size
+from .adversarial_step import adversarial_train_step
 from .nonfinite import NonFiniteLossGuard
 from .probe import make_probe_batch, probe_device, probing
 from .teacher import (build_frozen_teacher, build_model_in_scope,
@@ -190,6 +192,7 @@ class Distiller(BaseModel):
         self.teacher_recorder.expected_calls = \
             self.teacher_recorder.call_counts()
         self._check_teacher_records_finite()
+        self._give_inputs(inputs)
         for name, term in self.distill_terms.items():
             student_levels = term.parse_record(self.student_recorder.get(
                 term.student_spec, name), 'student')
@@ -204,6 +207,7 @@ class Distiller(BaseModel):
                 raise RuntimeError(
                     f'Term {name!r} ({type(term).__name__}) failed on the '
                     f'build-time probe batch: {err}') from err
+        self._give_inputs(None)
         self.student_recorder.clear()
         self.teacher_recorder.clear()
 
@@ -306,6 +310,29 @@ class Distiller(BaseModel):
                 float(self.nonfinite_guard.skipped))
         return loss, log_vars
 
+    def _give_inputs(self, inputs: Optional[torch.Tensor]) -> None:
+        """Adversarial terms condition on the images (``None``: forget)."""
+        for term in self.adversarial_terms().values():
+            if inputs is None:
+                term.forget()
+            else:
+                term.set_inputs(inputs)
+
+    def adversarial_terms(self) -> Dict[str, AdversarialTerm]:
+        """The terms that own a discriminator, by name."""
+        return {name: term for name, term in self.distill_terms.items()
+                if isinstance(term, AdversarialTerm)}
+
+    def train_step(self, data: Union[dict, tuple, list],
+                   optim_wrapper) -> Dict[str, torch.Tensor]:
+        """MMEngine's train step; with adversarial terms, the
+        discriminators' update then the student's, from one forward pass
+        (see :mod:`mmkd.distillers.adversarial_step`).
+        """
+        if not self.adversarial_terms():
+            return super().train_step(data, optim_wrapper)
+        return adversarial_train_step(self, data, optim_wrapper)
+
     def loss(self, inputs: torch.Tensor,
              data_samples: List[BaseDataElement]
              ) -> Dict[str, Union[torch.Tensor, List[torch.Tensor]]]:
@@ -320,6 +347,7 @@ class Distiller(BaseModel):
         finally:
             self.student_recorder.active = False
         iteration = self._step_iteration = self._current_iteration()
+        self._give_inputs(inputs)
         for name, term in self.distill_terms.items():
             losses[f'loss_distill_{name}'] = term(
                 self.student_recorder.get(term.student_spec, name),

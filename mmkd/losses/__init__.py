@@ -1,3 +1,5 @@
+from .adversarial import (AdversarialTerm, HolisticAdversarialKD,
+                          gradient_penalty, wgan_gp_discriminator_loss)
 from .base import DistillTerm
 from .channel_wise import ChannelWiseKD, channel_wise_divergence
 from .cross_head import CrossHeadKD
@@ -9,6 +11,8 @@ from .head_response import (BackgroundWeightedSoftTargets,
 from .localization import (IoULocalizationKD, LocalizationDistillation,
                            TeacherBoundedRegression)
 from .mgd import MaskedGenerativeKD
+from .pairwise import (PairwiseAffinityKD, cosine_affinity,
+                       pairwise_affinity_loss)
 from .pearson import PearsonFeatureKD, pearson_feature_loss
 from .response import PixelwiseKD, pixelwise_kl_divergence
 
@@ -21,4 +25,7 @@ __all__ = ['DistillTerm', 'FeatureImitation', 'PixelwiseKD',
            'ChannelWiseKD', 'channel_wise_divergence',
            'DISTKD', 'dist_loss', 'PearsonFeatureKD',
            'pearson_feature_loss', 'FocalGlobalKD',
-           'GlobalContextRelation', 'MaskedGenerativeKD']
+           'GlobalContextRelation', 'MaskedGenerativeKD',
+           'AdversarialTerm', 'HolisticAdversarialKD', 'gradient_penalty',
+           'wgan_gp_discriminator_loss', 'PairwiseAffinityKD',
+           'cosine_affinity', 'pairwise_affinity_loss']

@@ -1,0 +1,4 @@
+from .adversarial_constructor import (AdversarialOptimWrapperConstructor,
+                                      enable_amp)
+
+__all__ = ['AdversarialOptimWrapperConstructor', 'enable_amp']
