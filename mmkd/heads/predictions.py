@@ -8,7 +8,6 @@ own assignment of this step, as its head computed it in its loss.
 from dataclasses import dataclass
 from typing import Any, List, Optional, Union
 
-import torch
 import torch.nn as nn
 from torch import Tensor
 

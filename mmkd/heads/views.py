@@ -17,7 +17,7 @@ keep the family's targets, e.g. ``LDHead``, are supported too):
   (anchor-free points).
 """
 import inspect
-from typing import Dict, List, Optional, Sequence, Tuple, Type
+from typing import Dict, List, Sequence, Tuple, Type
 
 import torch
 import torch.nn as nn

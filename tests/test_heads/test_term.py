@@ -128,3 +128,25 @@ def test_build_time_errors(tmp_path, det_scope):
         make_distiller(tmp_path, tiny_retina(), tiny_retina(32, 16),
                        dict(box=dict(type='TeacherBoundedRegression',
                                      head='bbox_hed')))
+
+
+def test_softmax_heads(tmp_path, det_scope):
+    """A softmax RetinaNet (background last): soft targets weight the
+    background class; per-class sigmoid terms refuse it at build time."""
+    def softmax_retina(width=16, base=8):
+        cfg = tiny_retina(width, base)
+        cfg['bbox_head']['loss_cls'] = dict(
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)
+        return cfg
+
+    model = make_distiller(
+        tmp_path, softmax_retina(), softmax_retina(32, 16),
+        dict(soft=dict(type='BackgroundWeightedSoftTargets'),
+             box=dict(type='TeacherBoundedRegression')))
+    head = model.student.bbox_head
+    assert head.cls_out_channels == head.num_classes + 1
+    losses = model.train().loss(*det_batch())
+    assert losses['loss_distill_soft'] > 0
+    with pytest.raises(TypeError, match='softmax'):
+        make_distiller(tmp_path, softmax_retina(), softmax_retina(32, 16),
+                       dict(bc=dict(type='BinaryClassificationKD')))

@@ -1,4 +1,5 @@
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -123,7 +124,6 @@ def test_binary_kd_term_sums_valid_priors_over_the_positive_count():
 
 
 def test_binary_kd_refuses_softmax_heads():
-    from types import SimpleNamespace
     term = BinaryClassificationKD()
     with pytest.raises(TypeError, match='softmax'):
         term.check_heads(SimpleNamespace(use_sigmoid_cls=False),
