@@ -50,8 +50,8 @@ def focal_box_masks(boxes: Sequence[torch.Tensor], size: Tuple[int, int],
     """FGD's scale-weighted foreground mask and its background mask.
 
     A box covers the cells its area overlaps (at least one cell); a
-    covered cell gets ``1/(h·w)`` of the box (``h × w`` cells), the largest
-    one where boxes overlap. Background cells (covered by no box) get
+    covered cell gets ``1/(h·w)``, ``h × w`` the box's cells on the map,
+    the largest such weight where boxes overlap. Background cells (covered by no box) get
     ``1/N_bg`` of their image, so each image's background sums to 1 (or
     is empty). Built on ``device`` without host round-trips.
 
