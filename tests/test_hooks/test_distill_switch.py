@@ -1,5 +1,9 @@
 """DistillSwitchHook switches distillation terms off from a given epoch or
 iteration on, through a real MMEngine Runner training a tiny distiller."""
+import os.path as osp
+import subprocess
+import sys
+
 import pytest
 import torch
 from conftest import save_teacher, tiny_retinanet
@@ -142,3 +146,23 @@ def test_switched_off_term_keeps_its_parameters_in_the_graph():
     loss.backward()
     grad = term.adaptors[0].conv.conv.weight.grad
     assert grad is not None and not grad.any()
+
+
+def test_ddp_without_unused_parameter_search(tmp_path, det_scope):
+    """Two gloo ranks, find_unused_parameters=False: with FGD and MGD
+    blocks and a switched-off term, every step reduces every parameter
+    (a missing one would hang or fail) and the ranks stay in sync."""
+    ckpt = save_teacher(tiny_retinanet(16, 32), str(tmp_path / 't.pth'),
+                        'mmdet')
+    worker = osp.join(osp.dirname(osp.abspath(__file__)),
+                      'ddp_switch_worker.py')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node',
+         '2', '--master_port', '29531', worker, ckpt, str(tmp_path)],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    ranks = [torch.load(tmp_path / f'rank{r}.pth') for r in (0, 1)]
+    assert any(k.startswith('cwd.') for k in ranks[0]['terms'])
+    for part in ('student', 'terms'):
+        for key, value in ranks[0][part].items():
+            assert torch.equal(value, ranks[1][part][key]), key
