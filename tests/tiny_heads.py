@@ -126,3 +126,26 @@ def det_batch(h=H, w=W):
                                            labels=torch.tensor(l))
         samples.append(sample)
     return torch.randn(2, 3, h, w), samples
+
+
+def tiny_faster_rcnn(width: int = WIDTH, base: int = 8) -> dict:
+    """MMDetection's Faster R-CNN with the tiny backbone, FPN and RPN (a
+    ConfigDict: two-stage detectors read their configs by attribute)."""
+    from mmengine.config import Config, ConfigDict
+
+    from mmkd.distillers.teacher import resolve_config_path
+    cfg = Config.fromfile(resolve_config_path(
+        'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')).model
+    cfg = cfg.to_dict()
+    rpn = tiny_rpn(width, base)
+    cfg.update(backbone=rpn['backbone'], neck=rpn['neck'],
+               data_preprocessor=rpn['data_preprocessor'])
+    cfg['rpn_head'].update(in_channels=width, feat_channels=width,
+                           anchor_generator=rpn['rpn_head'][
+                               'anchor_generator'])
+    roi = cfg['roi_head']
+    roi['bbox_roi_extractor'].update(out_channels=width,
+                                     featmap_strides=[8, 16, 32])
+    roi['bbox_head'].update(in_channels=width, fc_out_channels=32,
+                            num_classes=NUM_CLASSES)
+    return ConfigDict(cfg)

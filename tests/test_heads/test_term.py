@@ -5,7 +5,8 @@ import pytest
 import torch
 from conftest import save_teacher
 from mmengine.config import ConfigDict
-from tiny_heads import det_batch, FAMILIES, tiny_gfl, tiny_retina
+from tiny_heads import (FAMILIES, det_batch, tiny_faster_rcnn, tiny_gfl,
+                        tiny_retina)
 
 from mmkd import Distiller
 from mmkd.recorders import RecordedMethod
@@ -150,3 +151,21 @@ def test_softmax_heads(tmp_path, det_scope):
     with pytest.raises(TypeError, match='softmax'):
         make_distiller(tmp_path, softmax_retina(), softmax_retina(32, 16),
                        dict(bc=dict(type='BinaryClassificationKD')))
+
+
+def test_two_stage_rpn_head(tmp_path, det_scope):
+    """The RPN of a two-stage detector is read at ``rpn_head``; the
+    teacher stops after it (its R-CNN head never runs)."""
+    model = make_distiller(
+        tmp_path, tiny_faster_rcnn(), tiny_faster_rcnn(32, 16),
+        dict(soft=dict(type='BackgroundWeightedSoftTargets',
+                       head='rpn_head'),
+             box=dict(type='TeacherBoundedRegression', head='rpn_head')))
+    roi_calls = []
+    model.teacher.roi_head.forward = lambda *a, **k: roi_calls.append(1)
+    losses = model.train().loss(*det_batch())
+    assert losses['loss_distill_soft'] > 0
+    assert torch.isfinite(losses['loss_distill_box'])
+    _total(losses).backward()
+    assert model.student.rpn_head.rpn_cls.weight.grad.abs().sum() > 0
+    assert roi_calls == []
