@@ -3,6 +3,7 @@ discriminator updated before the student, resume of both optimizers and
 schedulers through MMEngine's Runner, and extraction without the
 discriminator."""
 import copy
+import math
 import logging
 import os.path as osp
 
@@ -185,14 +186,15 @@ def test_a_single_optimizer_is_a_clear_error(teacher_ckpt,
         model.train_step(_batch(), wrapper)
 
 
-def _runner(model, work_dir, max_iters, **kwargs):
+def _runner(model, work_dir, max_iters, optim_wrapper=OPTIM_WRAPPER,
+            **kwargs):
     from mmengine.runner import Runner
     return Runner(
         model=model, work_dir=str(work_dir),
         experiment_name=f'adv-{osp.basename(work_dir)}-{max_iters}',
         train_dataloader=_loader(),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
-        optim_wrapper=copy.deepcopy(OPTIM_WRAPPER),
+        optim_wrapper=copy.deepcopy(optim_wrapper),
         param_scheduler=dict(
             student=[dict(type='PolyLR', eta_min=1e-4, power=0.9,
                           begin=0, end=10, by_epoch=False)],
@@ -273,3 +275,63 @@ def test_resume_restores_both_optimizers_and_schedulers(
 
 def tiny_pspnet_keys(student):
     return set(student.state_dict().keys())
+
+
+def test_train_py_amp_turns_both_wrappers_to_amp(tmp_path, monkeypatch):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'mmkd_train_tool', osp.join(REPO, 'tools', 'train.py'))
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    config = osp.join(
+        REPO, 'configs/seg/skd/skd_pixel-pair-holistic_pspnet_r101-d8_'
+        'pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py')
+    monkeypatch.setattr('sys.argv', ['train.py', config, '--amp',
+                                     '--work-dir', str(tmp_path)])
+    cfg = train.build_config(train.parse_args())
+    wrapper = cfg.optim_wrapper
+    assert wrapper.constructor == 'mmkd.AdversarialOptimWrapperConstructor'
+    for key in ('student', 'discriminator'):
+        assert wrapper[key].type == 'AmpOptimWrapper'
+        assert wrapper[key].loss_scale == 'dynamic'
+    assert wrapper.student.optimizer.lr == 0.01  # otherwise unchanged
+    assert wrapper.discriminator.optimizer.lr == 4e-4
+
+
+def test_amp_trains_both_through_the_runner(teacher_ckpt, tmp_path,
+                                            monkeypatch,
+                                            global_state_restored):
+    """Both wrappers ``AmpOptimWrapper`` (bfloat16 autocast on the CPU; the
+    device check of MMEngine 0.10.7 bypassed as in test_amp.py): the
+    student runs in bfloat16, the discriminator in float32, both learn."""
+    from mmengine.optim import AmpOptimWrapper
+    from mmengine.optim.optimizer import amp_optimizer_wrapper
+    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available',
+                        lambda: True)
+    model = _distiller(teacher_ckpt)
+    before = copy.deepcopy(model.state_dict())
+    cfg = copy.deepcopy(OPTIM_WRAPPER)
+    for key in ('student', 'discriminator'):
+        cfg[key].update(type='AmpOptimWrapper', dtype='bfloat16')
+    runner = _runner(model, tmp_path / 'amp', 2, optim_wrapper=cfg)
+    dtypes = {'student': set(), 'discriminator': set()}
+    hooks = [
+        model.student.decode_head.conv_seg.register_forward_hook(
+            lambda m, i, o: dtypes['student'].add(o.dtype)),
+        model.distill_terms.holistic.discriminator.last.register_forward_hook(
+            lambda m, i, o: dtypes['discriminator'].add(o.dtype))]
+    try:
+        runner.train()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert all(isinstance(runner.optim_wrapper[k], AmpOptimWrapper)
+               for k in ('student', 'discriminator'))
+    assert dtypes == {'student': {torch.bfloat16},
+                      'discriminator': {torch.float32}}
+    changed = _changed(before, model.state_dict())
+    assert any(k.startswith('student.') for k in changed)
+    assert any('.discriminator.' in k for k in changed)
+    for key in ('loss_distill_holistic', 'loss_discriminator_holistic'):
+        value = runner.message_hub.get_scalar(f'train/{key}').current()
+        assert math.isfinite(value), key
