@@ -133,6 +133,22 @@ class CrossHeadKD(DenseHeadTerm):
         if self.reg_weight is None:
             self.reg_weight = 4.0 if self.reg_loss == 'kl' else 1.0
 
+    def setup(self, student_calls: MethodCalls, teacher_calls: MethodCalls,
+              student_model) -> None:
+        super().setup(student_calls, teacher_calls, student_model)
+        where = self.feature_keys or ('forward (input)', ) * 2
+        for key, mine, theirs in zip(where, self._features(student_calls),
+                                     self._features(teacher_calls)):
+            shapes = [(tuple(s.shape), tuple(t.shape))
+                      for s, t in zip(mine, theirs)]
+            if len(mine) != len(theirs) or any(a != b for a, b in shapes):
+                raise ValueError(
+                    f'Term {self.name!r}: CrossHeadKD feeds the student\'s '
+                    f'head features into the teacher\'s head, but at {key} '
+                    f'their shapes differ (student, teacher per level): '
+                    f'{shapes}. Use heads of the same width (feat_channels)'
+                    ' and the same input size.')
+
     def _features(self, calls: MethodCalls) -> Tuple[List[Tensor],
                                                      List[Tensor]]:
         if not self.feature_keys:

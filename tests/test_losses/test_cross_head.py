@@ -104,3 +104,17 @@ def test_reuse_index_zero_starts_from_the_fpn(tmp_path, det_scope):
     neck = model.student.neck.fpn_convs[0].conv.weight
     assert torch.autograd.grad(loss, neck)[0].abs().sum() > 0
     copy.deepcopy(model)  # EMA copies keep working with the extra records
+
+
+def test_heads_of_different_width_are_a_build_error(tmp_path, det_scope):
+    ckpt = save_teacher(tiny_retina(32, 16), str(tmp_path / 't.pth'),
+                        'mmdet')
+    with pytest.raises(ValueError,
+                       match=r'cls_convs.0.forward.*\(2, 8, 8, 12\), \(2, 32'):
+        Distiller(student=tiny_retina(8, 8),
+                  teacher=dict(config=dict(default_scope='mmdet',
+                                           model=tiny_retina(32, 16)),
+                               checkpoint=ckpt),
+                  distill=dict(cross=dict(type='CrossHeadKD',
+                                          reuse_index=1)),
+                  probe_size=(64, 96))
