@@ -74,10 +74,10 @@ TASKS = {
 METHODS = {
     ('det', 'fgfi'):
     'det/fgfi_neck_digits_gfl_r18w32_r18w16.py',
-    ('det', 'feature_imitation'):
-    'det/feature_imitation_neck_digits_gfl_r18w32_r18w16.py',
     ('seg', 'pixel'):
     'seg/pixel_logits_digits_fcn_r18w32_r18w16-d8.py',
+    ('det', 'feature_imitation'):
+    'det/feature_imitation_neck_digits_gfl_r18w32_r18w16.py',
     ('seg', 'feature_imitation'):
     'seg/feature_imitation_head_digits_fcn_r18w32_r18w16-d8.py',
 }
@@ -87,14 +87,18 @@ METHODS = {
 SCHEDULES = {
     'full': dict(
         det=dict(teacher_iters=800, student_iters=300, batch_size=16,
-                 num_train=2000, num_val=300, num_workers=1),
+                 student_batch_size=8, num_train=2000, num_val=300,
+                 num_workers=1),
         seg=dict(teacher_iters=600, student_iters=300, batch_size=8,
-                 num_train=2000, num_val=300, num_workers=1)),
+                 student_batch_size=8, num_train=2000, num_val=300,
+                 num_workers=1)),
     'quick': dict(
         det=dict(teacher_iters=2, student_iters=2, batch_size=2,
-                 num_train=4, num_val=2, num_workers=0),
+                 student_batch_size=2, num_train=4, num_val=2,
+                 num_workers=0),
         seg=dict(teacher_iters=2, student_iters=2, batch_size=2,
-                 num_train=4, num_val=2, num_workers=0)),
+                 student_batch_size=2, num_train=4, num_val=2,
+                 num_workers=0)),
 }
 
 
@@ -233,51 +237,64 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
     """Every run the chosen methods need; returns the JSON rows and the
     loss records of the first seed (``{task: (student, distilled)}``).
     ``on_row(rows, curves)`` is called after each finished method."""
-    rows, curves = [], {}
-    for task in dict.fromkeys(t for t, _ in methods):
+    rows, curves, prepared = [], {}, {}
+
+    def prepare(task: str) -> Tuple[Callable, Dict, List[Dict]]:
+        """The task's config builder, teacher and student-alone runs,
+        trained once and shared by all its methods."""
+        if task in prepared:
+            return prepared[task]
         spec, sched = TASKS[task], schedules[task]
         data_root = ensure_data(task, cache, sched['num_train'],
                                 sched['num_val'])
 
-        def config(model: dict, iters: int, seed: int) -> Config:
+        def config(model: dict, iters: int, seed: int,
+                   batch_size: int) -> Config:
             return task_runner_config(task, model, data_root, iters, seed,
-                                      sched['batch_size'],
-                                      sched['num_workers'])
+                                      batch_size, sched['num_workers'])
 
         teacher = run_cached(task, 'teacher', config(
             Config.fromfile(spec['teacher']).model.to_dict(),
-            sched['teacher_iters'], 0), cache, progress_interval)
+            sched['teacher_iters'], 0, sched['batch_size']), cache,
+            progress_interval)
         student_model = Config.fromfile(spec['student']).model.to_dict()
         students = [run_cached(task, f'student_seed{seed}', config(
-            student_model, sched['student_iters'], seed), cache,
-            progress_interval) for seed in seeds]
-        for method in (m for t, m in methods if t == task):
-            path = osp.join(BENCH, METHODS[(task, method)])
-            model = distill_model(path, teacher['checkpoint'])
-            distilled = [run_cached(task, f'{method}_seed{seed}', config(
-                model, sched['student_iters'], seed), cache,
-                progress_interval) for seed in seeds]
-            metric, second = spec['metric'], spec['secondary']
-            rows.append(dict(
-                task=task, method=method,
-                config=osp.relpath(path, REPO), metric=metric,
-                seeds=list(seeds),
-                student=[r[metric] for r in students],
-                distilled=[r[metric] for r in distilled],
-                teacher=teacher[metric],
-                s_per_iter=statistics.mean(
-                    r['s_per_iter'] for r in distilled),
-                student_s_per_iter=statistics.mean(
-                    r['s_per_iter'] for r in students),
-                secondary=dict(
-                    metric=second,
-                    student=[r[second] for r in students],
-                    distilled=[r[second] for r in distilled],
-                    teacher=teacher[second])))
-            curves.setdefault(task, (method, students[0]['losses'],
-                                     distilled[0]['losses']))
-            if on_row is not None:
-                on_row(rows, curves)
+            student_model, sched['student_iters'], seed,
+            sched['student_batch_size']), cache, progress_interval)
+            for seed in seeds]
+        prepared[task] = (config, teacher, students)
+        return prepared[task]
+
+    for task, method in methods:
+        spec, sched = TASKS[task], schedules[task]
+        config, teacher, students = prepare(task)
+        path = osp.join(BENCH, METHODS[(task, method)])
+        model = distill_model(path, teacher['checkpoint'])
+        distilled = [run_cached(task, f'{method}_seed{seed}', config(
+            model, sched['student_iters'], seed,
+            sched['student_batch_size']), cache, progress_interval)
+            for seed in seeds]
+        metric, second = spec['metric'], spec['secondary']
+        rows.append(dict(
+            task=task, method=method,
+            config=osp.relpath(path, REPO), metric=metric,
+            seeds=list(seeds),
+            student=[r[metric] for r in students],
+            distilled=[r[metric] for r in distilled],
+            teacher=teacher[metric],
+            s_per_iter=statistics.mean(
+                r['s_per_iter'] for r in distilled),
+            student_s_per_iter=statistics.mean(
+                r['s_per_iter'] for r in students),
+            secondary=dict(
+                metric=second,
+                student=[r[second] for r in students],
+                distilled=[r[second] for r in distilled],
+                teacher=teacher[second])))
+        curves.setdefault(task, (method, students[0]['losses'],
+                                 distilled[0]['losses']))
+        if on_row is not None:
+            on_row(rows, curves)
     return rows, curves
 
 
@@ -322,8 +339,9 @@ def format_markdown(rows: List[Dict], schedules: Dict[str, Dict[str, int]],
         f'{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; wall time of '
         f'this run: {seconds / 60:.1f} min (cached runs excluded)',
         '- schedules (per task): ' + '; '.join(
-            f'{task}: teacher {s["teacher_iters"]} iterations, students '
-            f'{s["student_iters"]}, batch {s["batch_size"]}, '
+            f'{task}: teacher {s["teacher_iters"]} iterations at batch '
+            f'{s["batch_size"]}, students {s["student_iters"]} at batch '
+            f'{s["student_batch_size"]}, '
             f'{s["num_train"]} train / {s["num_val"]} val images (128×128)'
             for task, s in schedules.items()
             if any(r['task'] == task for r in rows)) +
