@@ -2,12 +2,14 @@
 
 Models, terms, adaptors, masks and discriminators are registered in
 :data:`MODELS`, hooks in :data:`HOOKS`, optimizer-wrapper constructors in
-:data:`OPTIM_WRAPPER_CONSTRUCTORS`, all under the scope ``mmkd``.
+:data:`OPTIM_WRAPPER_CONSTRUCTORS`, DDP wrappers in :data:`MODEL_WRAPPERS`,
+all under the scope ``mmkd``.
 ``locations`` lets MMEngine import the modules that register them on first
 use, so ``type='mmkd.Distiller'`` builds from any MMDetection or
 MMSegmentation config, with or without ``custom_imports``.
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
     OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
@@ -28,3 +30,9 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
     scope='mmkd',
     locations=['mmkd.optim'])
+
+MODEL_WRAPPERS = Registry(
+    'model_wrapper',
+    parent=MMENGINE_MODEL_WRAPPERS,
+    scope='mmkd',
+    locations=['mmkd.distillers'])

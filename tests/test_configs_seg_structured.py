@@ -97,3 +97,5 @@ def test_skd_ablation_terms_and_optimizers(tmp_path):
     disc = full.optim_wrapper.discriminator.optimizer
     assert (disc.type, disc.lr) == ('SGD', 4e-4)
     assert full.param_scheduler.discriminator[0].power == 0.9
+    # used only on several GPUs; see test_adversarial_ddp.py
+    assert full.model_wrapper_cfg.type == 'mmkd.AdversarialDistillerDDP'

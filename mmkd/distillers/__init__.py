@@ -1,3 +1,4 @@
+from .adversarial_ddp import AdversarialDistillerDDP
 from .distiller import Distiller
 
-__all__ = ['Distiller']
+__all__ = ['AdversarialDistillerDDP', 'Distiller']

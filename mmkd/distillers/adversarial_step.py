@@ -17,9 +17,10 @@ The optimizer wrappers come from
 """
 import contextlib
 import math
-from typing import Dict, Tuple, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import torch
+import torch.nn as nn
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 
 from .nonfinite import NonFiniteLossError
@@ -43,27 +44,42 @@ def split_optim_wrapper(optim_wrapper: OptimWrapperDict
     return optim_wrapper['student'], optim_wrapper['discriminator']
 
 
-def adversarial_train_step(distiller, data: Union[dict, tuple, list],
-                           optim_wrapper: OptimWrapperDict
-                           ) -> Dict[str, torch.Tensor]:
+def adversarial_train_step(
+        distiller, data: Union[dict, tuple, list],
+        optim_wrapper: OptimWrapperDict, ddp: Optional[nn.Module] = None,
+        reduce_gradients: Optional[Callable[[nn.Module], None]] = None
+) -> Dict[str, torch.Tensor]:
     """One step: discriminators then student (see the module docstring).
 
-    Returns the log variables: the student's losses as
-    :meth:`~mmkd.Distiller.parse_losses` gives them, plus
-    ``loss_discriminator_<term>`` of the last discriminator update (not
-    part of the student's loss).
+    Args:
+        distiller: the :class:`~mmkd.Distiller`.
+        data: the batch from the dataloader.
+        optim_wrapper: ``OptimWrapperDict(student=..., discriminator=...)``.
+        ddp: the DDP wrapper of the distiller, whose forward pass
+            averages the student's gradients, or ``None``.
+        reduce_gradients: called on each discriminator before its
+            optimizer steps (averages its gradients over ranks), or
+            ``None``.
+
+    Returns:
+        The log variables: the student's losses as
+        :meth:`~mmkd.Distiller.parse_losses` gives them, plus
+        ``loss_discriminator_<term>`` of the last discriminator update
+        (not part of the student's loss).
     """
     student_wrapper, disc_wrapper = split_optim_wrapper(optim_wrapper)
     terms = distiller.adversarial_terms()
+    model = distiller if ddp is None else ddp
     try:
-        with student_wrapper.optim_context(distiller), \
+        with student_wrapper.optim_context(model), \
                 contextlib.ExitStack() as stack:
             for term in terms.values():
                 stack.enter_context(term.deferred())
             data = distiller.data_preprocessor(data, True)
-            losses = distiller._run_forward(data, mode='loss')
-        disc_log = _update_discriminators(distiller, terms, disc_wrapper)
-        with student_wrapper.optim_context(distiller):
+            losses = model._run_forward(data, mode='loss')
+        disc_log = _update_discriminators(distiller, terms, disc_wrapper,
+                                          reduce_gradients)
+        with student_wrapper.optim_context(model):
             iteration = distiller._step_iteration
             for name, term in terms.items():
                 losses[f'loss_distill_{name}'] = \
@@ -76,9 +92,10 @@ def adversarial_train_step(distiller, data: Union[dict, tuple, list],
     return log_vars
 
 
-def _update_discriminators(distiller, terms: dict,
-                           disc_wrapper: OptimWrapper
-                           ) -> Dict[str, torch.Tensor]:
+def _update_discriminators(
+        distiller, terms: dict, disc_wrapper: OptimWrapper,
+        reduce_gradients: Optional[Callable[[nn.Module], None]]
+) -> Dict[str, torch.Tensor]:
     steps = max(term.discriminator_steps for term in terms.values())
     log: Dict[str, torch.Tensor] = {}
     for step in range(steps):
@@ -98,5 +115,16 @@ def _update_discriminators(distiller, terms: dict,
                     'discriminator\'s lr or the term\'s loss_weight, or set '
                     'the distiller\'s nonfinite_loss="skip".')
             continue  # 'skip': no discriminator update this time
-        disc_wrapper.update_params(sum(losses.values()))
+        loss = sum(losses.values())
+        if reduce_gradients is None:
+            disc_wrapper.update_params(loss)
+            continue
+        # OptimWrapper.update_params, with the gradients averaged over
+        # ranks between backward and step
+        disc_wrapper.backward(disc_wrapper.scale_loss(loss))
+        if disc_wrapper.should_update():
+            for term in terms.values():
+                reduce_gradients(term.discriminator)
+            disc_wrapper.step()
+            disc_wrapper.zero_grad()
     return log

@@ -4,8 +4,9 @@
 # map) pairs; teacher maps are real, student maps fake; lambda_d = 0.1,
 # gradient penalty 10. The discriminator has its own optimizer (SGD lr 4e-4,
 # poly 0.9); the student's optim_wrapper and schedule of the base config are
-# kept unchanged as the 'student' entries. One GPU (or CPU): multi-GPU (DDP)
-# training of adversarial terms is not supported yet (see the README).
+# kept unchanged as the 'student' entries. On several GPUs the distiller is
+# wrapped in mmkd.AdversarialDistillerDDP (DDP over the student and adaptors,
+# discriminator gradients averaged over ranks in its own step).
 _base_ = 'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py'
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 
@@ -48,3 +49,7 @@ param_scheduler = dict(
         dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=80000,
              by_epoch=False)
     ])
+model_wrapper_cfg = dict(
+    type='mmkd.AdversarialDistillerDDP',
+    broadcast_buffers=False,
+    find_unused_parameters=False)
