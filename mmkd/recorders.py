@@ -18,7 +18,7 @@ wrappers bound to its own copy of the module.
 Records are kept only while the recorder is active and cleared at the start
 of every step, so predict/val/test never hold features in memory.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 import torch
@@ -87,7 +87,10 @@ class MethodCall:
     """One recorded call: the instance, its arguments and return value.
 
     ``key`` is the name it is recorded under: the method name, or
-    ``'<submodule path>.<method>'`` for a submodule's method.
+    ``'<submodule path>.<method>'`` for a submodule's method. ``cache``
+    holds what readers derive from the call once per step (e.g. a head
+    view's aligned predictions, shared by several terms); it goes with the
+    record when the recorder is cleared.
     """
     owner: nn.Module
     name: str
@@ -95,6 +98,7 @@ class MethodCall:
     kwargs: dict
     result: Any
     key: str = ''
+    cache: dict = field(default_factory=dict, repr=False)
 
 
 class MethodCalls(dict):

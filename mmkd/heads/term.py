@@ -97,16 +97,22 @@ class DenseHeadTerm(DistillTerm):
 
     def collect(self, student_calls: MethodCalls,
                 teacher_calls: MethodCalls) -> DensePredictions:
-        """The aligned predictions of this step."""
+        """The aligned predictions of this step, collected once for all
+        terms reading the same records (kept with the student's record)."""
         try:
-            student_calls.last('get_targets')
+            targets = student_calls.last('get_targets')
         except KeyError as err:
             raise RuntimeError(
                 f'Term {self.name!r}: the student head '
                 f'{self.student_spec.path!r} did not call get_targets() in '
                 f'its loss, so there is no assignment to read: {err}') \
                 from err
-        return self.view.collect(student_calls, teacher_calls)
+        teacher = teacher_calls.last('forward')
+        key = ('dense_predictions', id(teacher), type(self.view))
+        if key not in targets.cache:
+            targets.cache[key] = self.view.collect(student_calls,
+                                                   teacher_calls)
+        return targets.cache[key]
 
     def compute(self, student_calls: MethodCalls,
                 teacher_calls: MethodCalls,

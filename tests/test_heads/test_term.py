@@ -169,3 +169,17 @@ def test_two_stage_rpn_head(tmp_path, det_scope):
     _total(losses).backward()
     assert model.student.rpn_head.rpn_cls.weight.grad.abs().sum() > 0
     assert roi_calls == []
+
+
+def test_terms_on_the_same_head_share_one_collection(tmp_path, det_scope):
+    model = make_distiller(tmp_path, tiny_gfl(), tiny_gfl(32, 16), dict(
+        ld=dict(type='LocalizationDistillation'),
+        kd=dict(type='HeadClassificationKD'))).train()
+    seen = []
+    for term in model.distill_terms.values():
+        term.loss = lambda preds, _seen=seen: _seen.append(preds) or \
+            preds.cls_student.sum()
+    model.loss(*det_batch())
+    assert len(seen) == 2 and seen[0] is seen[1]
+    model.loss(*det_batch())  # a new step collects anew
+    assert len(seen) == 4 and seen[2] is not seen[0]
