@@ -9,6 +9,7 @@ in a registry, so importing this module changes no global state.
 import time
 from typing import Dict, List, Optional
 
+import torch
 from mmengine.hooks import Hook
 
 
@@ -62,6 +63,8 @@ class ProgressHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         for key, value in (outputs or {}).items():
             if key.startswith('loss'):
+                if isinstance(value, torch.Tensor):
+                    value = value.detach()
                 self.losses.setdefault(key, []).append(float(value))
         done, total = runner.iter + 1, runner.max_iters
         self.seconds = time.perf_counter() - self._start
