@@ -12,7 +12,7 @@
   this region is the one thing recomputed (on the device, per image, no
   host round trip).
 """
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
@@ -30,10 +30,13 @@ def check_region(region: str, term: str = '') -> str:
     return region
 
 
-def pairwise_diou(boxes: Tensor, gts: Tensor, eps: float = 1e-6) -> Tensor:
+def pairwise_diou(boxes: Tensor, gts: Tensor, eps: float = 1e-6,
+                  iou: Optional[Tensor] = None) -> Tensor:
     """(P, G) distance-IoU: IoU minus the squared centre distance over the
-    squared diagonal of the smallest enclosing box."""
-    iou = bbox_overlaps(boxes, gts)
+    squared diagonal of the smallest enclosing box (``iou``: the (P, G)
+    IoU when already computed)."""
+    if iou is None:
+        iou = bbox_overlaps(boxes, gts)
     centre_b = (boxes[:, None, :2] + boxes[:, None, 2:]) / 2
     centre_g = (gts[None, :, :2] + gts[None, :, 2:]) / 2
     rho2 = ((centre_b - centre_g)**2).sum(-1)
@@ -44,9 +47,10 @@ def pairwise_diou(boxes: Tensor, gts: Tensor, eps: float = 1e-6) -> Tensor:
 
 
 def atss_thresholds(priors: Tensor, gts: Tensor, level_sizes: Sequence[int],
-                    topk: int) -> Tensor:
+                    topk: int, iou: Optional[Tensor] = None) -> Tensor:
     """(G,) mean + std of the IoU of each gt box's ATSS candidates, as
-    mmdet's ``ATSSAssigner`` computes them (unbiased std)."""
+    mmdet's ``ATSSAssigner`` computes them (unbiased std); ``iou``: the
+    (P, G) IoU when already computed."""
     centre_p = (priors[:, :2] + priors[:, 2:]) / 2
     centre_g = (gts[:, :2] + gts[:, 2:]) / 2
     distances = torch.cdist(centre_p, centre_g)
@@ -57,7 +61,9 @@ def atss_thresholds(priors: Tensor, gts: Tensor, level_sizes: Sequence[int],
         candidates.append(idx + start)
         start += size
     candidates = torch.cat(candidates)
-    overlaps = bbox_overlaps(priors, gts).gather(0, candidates)
+    if iou is None:
+        iou = bbox_overlaps(priors, gts)
+    overlaps = iou.gather(0, candidates)
     return overlaps.mean(0) + overlaps.std(0)
 
 
@@ -72,8 +78,10 @@ def valuable_localization_region(preds: DensePredictions, topk: int = 9,
         if gts.shape[0] == 0:
             region.append(priors.new_zeros(per_image, dtype=torch.bool))
             continue
-        thr = atss_thresholds(priors[image], gts, preds.level_sizes, topk)
-        diou = pairwise_diou(priors[image], gts)
+        iou = bbox_overlaps(priors[image], gts)
+        thr = atss_thresholds(priors[image], gts, preds.level_sizes, topk,
+                              iou)
+        diou = pairwise_diou(priors[image], gts, iou=iou)
         region.append(((diou >= low * thr) & (diou < thr)).any(1))
     return torch.cat(region) & preds.valid & ~preds.pos
 
