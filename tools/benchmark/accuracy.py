@@ -80,6 +80,14 @@ METHODS = {
     'det/feature_imitation_neck_digits_gfl_r18w32_r18w16.py',
     ('seg', 'feature_imitation'):
     'seg/feature_imitation_head_digits_fcn_r18w32_r18w16-d8.py',
+    ('det', 'ld'):
+    'det/ld_head_digits_gfl_r18w32_r18w16.py',
+    ('det', 'bounded_regression'):
+    'det/bounded_regression_head_digits_gfl_r18w32_r18w16.py',
+    ('det', 'soft_targets'):
+    'det/soft_targets_head_digits_gfl_r18w32_r18w16.py',
+    ('det', 'bckd'):
+    'det/bckd_head_digits_gfl_r18w32_r18w16.py',
 }
 
 # Schedules per task: the full benchmark, sized for a shared 2-core CPU
