@@ -61,3 +61,17 @@ def test_term_overhead_refuses_a_config_that_is_not_a_distiller():
                        'digits_gfl_r18w16.py')
     with pytest.raises(ValueError, match='mmkd.Distiller'):
         load_config(student, '/nonexistent')
+
+
+def test_rss_peak_sees_a_short_lived_allocation():
+    import time
+
+    import torch
+    from term_overhead import _RssPeak, _rss_mib
+    before = _rss_mib()
+    with _RssPeak() as peak:
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+        time.sleep(0.05)
+        del block
+    assert peak.peak - before > 48
+    assert _rss_mib() < peak.peak

@@ -14,11 +14,12 @@ shared machines):
 
 ``ratio = distill / (student + teacher read)`` is then what the terms,
 adaptors and records add (1.00: nothing). The memory ratio compares the
-peak memory a step adds over what is held before it (weights, optimizer
-state): ``Δpeak(distill) / (Δpeak(student) + Δpeak(teacher read))``; on a
-GPU ``torch.cuda.max_memory_allocated`` around each step, on the CPU the
-peak RSS (``ru_maxrss``) of a fresh process per configuration (a
-process's peak RSS cannot be reset).
+peak memory steps add over what is held before them,
+``Δpeak(distill) / (Δpeak(student) + Δpeak(teacher read))``: on a GPU
+``torch.cuda.max_memory_allocated`` around each step after the warm-up
+(weights and optimizer state held before); on the CPU the RSS polled by a
+thread during a few steps of a fresh process per configuration, over its
+RSS after building (the optimizer state the first step creates counts).
 
 The teacher checkpoint of the config is used when it is a local file;
 otherwise (a URL, or the digits benchmark's placeholder) the teacher gets
@@ -39,6 +40,7 @@ import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from typing import Callable, Dict, List, Optional
 
@@ -173,9 +175,35 @@ def _rss_mib() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+class _RssPeak:
+    """The highest RSS seen by a thread polling ``/proc/self/statm``
+    every ``period`` seconds (torch kernels release the GIL)."""
+
+    def __init__(self, period: float = 0.0005) -> None:
+        self.period = period
+        self.peak = _rss_mib()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_mib())
+            time.sleep(self.period)
+
+    def __enter__(self) -> '_RssPeak':
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mib())
+
+
 def _cpu_peak_worker(args: dict, name: str, queue) -> None:
-    """In a fresh process: build, one untimed step (optimizer state), then
-    the peak RSS that ``steps`` more steps add."""
+    """In a fresh process: build, then the peak RSS that ``steps`` steps
+    add over the RSS held before the first one (optimizer state
+    included: it is part of what a training step needs)."""
     torch.set_num_threads(args['threads'])
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(args['config'], tmp, args['cfg_options'])
@@ -189,12 +217,11 @@ def _cpu_peak_worker(args: dict, name: str, queue) -> None:
             del student
         elif name == 'student':
             del distiller
-        step()
         before = _rss_mib()
-        for _ in range(args['steps']):
-            step()
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        queue.put(max(peak - before, 0.0))
+        with _RssPeak() as peak:
+            for _ in range(args['steps']):
+                step()
+        queue.put(max(peak.peak - before, 0.0))
 
 
 def cpu_step_peaks(args: dict) -> Dict[str, float]:
