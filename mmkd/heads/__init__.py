@@ -1,4 +1,25 @@
-"""Head-level distillation: dense-head views and the term base class."""
+"""Head-level distillation: dense-head views and the term base class.
+
+A head-level term (:class:`DenseHeadTerm`) reads, for every prior of the
+student's dense head, both models' class and box outputs aligned prior by
+prior and the student's own assignment of the step
+(:class:`DensePredictions`). It takes them from two method-call records:
+the student head's ``forward`` and ``get_targets`` calls in its own loss
+(no second assigner run, no head subclassing, the user's config
+unchanged) and the teacher head's ``forward`` (tensor mode, no loss). A
+view per head family (:mod:`.views`) flattens and decodes them; an
+unsupported head or a teacher whose priors do not line up is an error at
+build time. Writing a new term is writing its loss::
+
+    @MODELS.register_module()
+    class MyHeadKD(DenseHeadTerm):
+        def loss(self, preds):
+            kd = (preds.cls_student - preds.cls_teacher)**2
+            return (kd.sum(1) * preds.pos).sum() / preds.pos.sum().clamp(
+                min=1)
+
+    distill = dict(mine=dict(type='MyHeadKD', head='bbox_head'))
+"""
 from .predictions import DensePredictions
 from .term import DenseHeadTerm
 from .views import (AnchorHeadView, ATSSHeadView, DenseHeadView,
