@@ -478,6 +478,10 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--student-iters', type=int,
                         help='override every task\'s student schedule')
     parser.add_argument('--progress-interval', type=int, default=50)
+    parser.add_argument('--threads', type=int,
+                        help='torch CPU threads; 1 is several times faster '
+                        'on a CPU shared with other jobs (default: torch '
+                        'decides)')
     args = parser.parse_args(argv)
     try:
         args.seeds = [int(s) for s in args.seeds.split(',') if s.strip()]
@@ -491,6 +495,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> List[Dict]:
     args = parse_args(argv)
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     command = 'python tools/benchmark/accuracy.py ' + ' '.join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     schedules = {task: dict(schedule) for task, schedule in
