@@ -5,7 +5,7 @@
 the student's and the teacher's raw class and box outputs and the student's
 own assignment of this step, as its head computed it in its loss.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, List, Optional, Union
 
 import torch.nn as nn
@@ -37,6 +37,8 @@ class DensePredictions:
         view: the :class:`~mmkd.heads.views.DenseHeadView` that decodes.
         student_head: the student's head module (this step).
         teacher_head: the teacher's head module.
+        cache: what terms derive from these predictions once a step and
+            share (e.g. LD's per-edge divergence, used by both regions).
     """
     cls_student: Tensor
     cls_teacher: Tensor
@@ -55,6 +57,7 @@ class DensePredictions:
     view: Any
     student_head: nn.Module
     teacher_head: nn.Module
+    cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def num_images(self) -> int:

@@ -93,7 +93,10 @@ def region_mask(preds: DensePredictions, region: str, topk: int = 9,
         return preds.pos
     if region == 'valid':
         return preds.valid
-    return valuable_localization_region(preds, topk, low)
+    key = ('valuable_localization_region', topk, low)
+    if key not in preds.cache:
+        preds.cache[key] = valuable_localization_region(preds, topk, low)
+    return preds.cache[key]
 
 
 def assigner_topk(preds: DensePredictions, default: int = 9) -> int:

@@ -122,11 +122,14 @@ class LocalizationDistillation(DenseHeadTerm):
     def loss(self, preds: DensePredictions) -> Tensor:
         mask = region_mask(preds, self.region, assigner_topk(preds),
                            self.vlr_low)
-        score = preds.cls_student.detach().sigmoid().max(1)[0]
-        kl = distribution_kl(preds.reg_student, preds.reg_teacher,
-                             preds.student_head.reg_max + 1,
-                             self.temperature)
-        return (kl.mean(1) * score * mask).sum()
+        key = ('ld', self.temperature)
+        if key not in preds.cache:  # shared by the main and VLR terms
+            score = preds.cls_student.detach().sigmoid().max(1)[0]
+            kl = distribution_kl(preds.reg_student, preds.reg_teacher,
+                                 preds.student_head.reg_max + 1,
+                                 self.temperature)
+            preds.cache[key] = kl.mean(1) * score
+        return (preds.cache[key] * mask).sum()
 
 
 @MODELS.register_module()

@@ -239,3 +239,31 @@ def test_iou_localization_kd_leaves_out_degenerate_teacher_boxes():
     giou = 1 / 7 - 2 / 9
     assert IoULocalizationKD().loss(preds).item() == pytest.approx(
         1 - giou, rel=1e-5)
+
+
+def test_ld_regions_sharing_one_step_match_each_alone():
+    bins, head = 3, SimpleNamespace(reg_max=2)
+
+    def preds():
+        torch.manual_seed(0)
+        return fake_preds(torch.randn(4, 2), reg_student=torch.randn(4, 12),
+                          reg_teacher=torch.randn(4, 12),
+                          priors=_vlr_priors(), gt_boxes=[[0., 0, 10, 10]],
+                          labels=torch.tensor([0, 2, 2, 2]),
+                          level_sizes=[4], head=head)
+
+    main = LocalizationDistillation(temperature=2.0)
+    vlr = LocalizationDistillation(region='valuable', temperature=2.0)
+    shared = preds()
+    together = main.loss(shared), vlr.loss(shared)
+    alone = main.loss(preds()), vlr.loss(preds())
+    assert together[0].item() == pytest.approx(alone[0].item())
+    assert together[1].item() == pytest.approx(alone[1].item())
+    # prior 0 is the positive; the VLR (top-k 9, so all 4 priors are
+    # candidates: IoUs 1, 1/3, 1/4, 0, t = 0.83) holds prior 3 only
+    # (DIoU 0.256; prior 1's 0.1875 is below t/4)
+    p = preds()
+    kl = distribution_kl(p.reg_student, p.reg_teacher, bins, 2.0).mean(1)
+    score = p.cls_student.sigmoid().max(1)[0]
+    assert together[0].item() == pytest.approx((kl * score)[0].item())
+    assert together[1].item() == pytest.approx((kl * score)[3].item())
