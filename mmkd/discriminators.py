@@ -51,8 +51,9 @@ class ScoreMapDiscriminator(nn.Module):
     each followed by LeakyReLU(0.1), self-attention after the last two, and
     a final spectral-normalised 4×4 conv to one channel whose outputs are
     averaged into one score an image (a Wasserstein critic: no sigmoid).
-    Maps smaller than 4×4 before the final conv are zero-padded to 4×4 so
-    small inputs still give a score.
+    Small inputs still give a score: inputs are zero-padded (bottom,
+    right) to at least ``2 ** len(widths)`` pixels a side, and the map
+    before the final conv to at least 4×4.
 
     Args:
         in_channels: channels of the input, image channels plus classes
@@ -87,6 +88,7 @@ class ScoreMapDiscriminator(nn.Module):
             raise ValueError(f'in_channels must be a positive integer, got '
                              f'{in_channels!r}.')
         self.in_channels = in_channels
+        self.min_size = 2 ** len(widths)
         layers = []
         channels = in_channels
         for index, width in enumerate(widths):
@@ -105,8 +107,14 @@ class ScoreMapDiscriminator(nn.Module):
             raise ValueError(
                 f'{type(self).__name__} expects (N, {self.in_channels}, H, '
                 f'W) inputs, got {tuple(x.shape)}.')
-        x = self.features(x)
-        pad_h, pad_w = max(0, 4 - x.shape[-2]), max(0, 4 - x.shape[-1])
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
-        return self.last(x).flatten(1).mean(dim=1)
+        x = self.features(_pad_to(x, self.min_size))
+        return self.last(_pad_to(x, 4)).flatten(1).mean(dim=1)
+
+
+def _pad_to(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero-pad the bottom and right of ``x`` to at least ``size`` a side.
+    """
+    pad_h, pad_w = max(0, size - x.shape[-2]), max(0, size - x.shape[-1])
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h))
+    return x

@@ -90,6 +90,10 @@ def test_discriminator_layout_and_scores():
     scores = d(torch.randn(3, 7, 64, 64))
     assert scores.shape == (3,)
     assert d(torch.randn(2, 7, 16, 16)).shape == (2,)  # padded to 4×4
+    # smaller than 2^4 a side: zero-padded to 16×16 first
+    x = torch.randn(2, 7, 8, 4)
+    d.eval()  # no power iteration between the two calls
+    assert torch.equal(d(x), d(torch.nn.functional.pad(x, (0, 12, 0, 8))))
 
 
 def test_self_attention_starts_as_the_identity():
