@@ -214,7 +214,11 @@ class HolisticAdversarialKD(AdversarialTerm):
                                'distiller calls set_inputs() first.')
         cfg = dict(self.discriminator_cfg, _scope_='mmkd')
         cfg.setdefault('in_channels', self._images.shape[1] + t.shape[1])
-        self.discriminator = MODELS.build(cfg).to(t.device)
+        try:
+            self.discriminator = MODELS.build(cfg).to(t.device)
+        except (TypeError, KeyError, ValueError) as err:
+            raise type(err)(f'Term {self.name!r}: discriminator '
+                            f'{self.discriminator_cfg}: {err}') from err
 
     def compute(self, student_levels: List[torch.Tensor],
                 teacher_levels: List[torch.Tensor],

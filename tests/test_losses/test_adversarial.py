@@ -169,6 +169,14 @@ def test_term_deferred_returns_a_placeholder_and_keeps_the_maps():
 def test_term_rejects_bad_configs():
     with pytest.raises(ValueError, match='discriminator_steps'):
         _term(discriminator_steps=0)
+    narrow = HolisticAdversarialKD(
+        'a', 'b', discriminator=dict(type='ScoreMapDiscriminator',
+                                     widths=(8,)))
+    narrow.name = 'holistic'
+    narrow.set_inputs(torch.zeros(1, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"'holistic'.*widths"):
+        narrow.setup([torch.zeros(1, 4, 8, 8)], [torch.zeros(1, 4, 8, 8)],
+                     None)
     term = _term()
     term.set_inputs(torch.zeros(1, 3, 8, 8))
     with pytest.raises(ValueError, match=r"'holistic'.*same K classes"):
