@@ -1,6 +1,7 @@
-# BCKD (Yang et al., ICCV 2023) on the digits benchmark: binary
-# classification KD (beta = 1, weight 1) and GIoU localization KD between
-# the decoded boxes (weight 4), the paper's GFL weights.
+# BCKD (Yang et al., ICCV 2023) on the digits benchmark: per-class binary
+# KD over all valid priors (beta = 1, weight 1) and GIoU between the
+# student's and the teacher's decoded boxes weighted by the largest score
+# gap (weight 4), the paper's GFL settings.
 # tools/benchmark/accuracy.py fills in the teacher checkpoint it trains.
 _base_ = '../_base_/digits_gfl_r18w16.py'
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)

@@ -1,7 +1,7 @@
 # Teacher-bounded regression (Chen et al., NeurIPS 2017) on the digits
-# benchmark: on the student's positives, the GFL edge distances (stride
-# units) are pushed to the target while the student is not better than
-# the teacher by m = 0.2; nu = 0.5.
+# benchmark: L2 to the target on the student's positives, in the encoding
+# the head trains on, only while the student is not better than the
+# teacher by margin m = 0.2; nu = 0.5.
 # tools/benchmark/accuracy.py fills in the teacher checkpoint it trains.
 _base_ = '../_base_/digits_gfl_r18w16.py'
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)

@@ -1,7 +1,9 @@
-# LD (Zheng et al., CVPR 2022) on the digits benchmark: the teacher's
-# GFL box distributions in the main region (student positives, tau = 10,
-# 0.25) and the valuable localization region (0.25), and class KD in the
-# main region (tau = 2, 10): the paper's weights.
+# LD (Zheng et al., CVPR 2022) on the digits benchmark, the paper's recipe:
+# box-distribution KD (tau = 10) in the main region (ATSS positives,
+# weighted by the student's max class score, weight 0.25) and the valuable
+# localization region (weight 0.25), class KD in the main region (tau = 2,
+# weight 10). Both GFL heads lay out the same priors (strides 8/16/32, one
+# anchor, 10 classes, reg_max 16); only their widths differ.
 # tools/benchmark/accuracy.py fills in the teacher checkpoint it trains.
 _base_ = '../_base_/digits_gfl_r18w16.py'
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
@@ -15,9 +17,9 @@ model = dict(
         checkpoint='work_dirs/bench/det_teacher.pth'),
     distill=dict(
         ld=dict(type='LocalizationDistillation', region='main',
-                loss_weight=0.25),
+                temperature=10, loss_weight=0.25),
         ld_vlr=dict(type='LocalizationDistillation', region='valuable',
-                    loss_weight=0.25),
-        cls_kd=dict(type='HeadClassificationKD', temperature=2,
-                    loss_weight=10)),
+                    temperature=10, vlr_low=0.25, loss_weight=0.25),
+        cls_kd=dict(type='HeadClassificationKD', region='main',
+                    temperature=2, loss_weight=10)),
     probe_size=(128, 128))

@@ -1,6 +1,7 @@
 # Background-weighted soft targets (Chen et al., NeurIPS 2017) on the
-# digits benchmark: per-class binary cross-entropy to the teacher's GFL
-# scores, negatives weighted w0 = 1.5, mu = 0.5.
+# digits benchmark: soft cross-entropy to the teacher's scores with the
+# negatives' side weighted w0 = 1.5 (GFL classifies with sigmoids),
+# mu = 0.5.
 # tools/benchmark/accuracy.py fills in the teacher checkpoint it trains.
 _base_ = '../_base_/digits_gfl_r18w16.py'
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
