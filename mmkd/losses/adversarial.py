@@ -99,6 +99,12 @@ class AdversarialTerm(DistillTerm):
     :meth:`~mmkd.Distiller.train_step` the student's loss is computed
     after the discriminator's update (:meth:`deferred`,
     :meth:`student_loss`).
+
+    Args:
+        *args: :class:`~mmkd.losses.DistillTerm`'s arguments.
+        discriminator_steps: discriminator updates a student update, on
+            the same batch; >= 1.
+        **kwargs: :class:`~mmkd.losses.DistillTerm`'s arguments.
     """
 
     discriminator: nn.Module
@@ -134,9 +140,12 @@ class AdversarialTerm(DistillTerm):
         return 0.0 if iteration < self.warmup_iters else self.loss_weight
 
     def student_loss(self) -> torch.Tensor:
+        """The student's unweighted adversarial loss on the kept maps."""
         raise NotImplementedError
 
     def discriminator_loss(self) -> torch.Tensor:
+        """The discriminator's weighted loss on the kept maps, detached
+        from the student."""
         raise NotImplementedError
 
     def forget(self) -> None:
