@@ -88,6 +88,20 @@ METHODS = {
     'det/soft_targets_head_digits_gfl_r18w32_r18w16.py',
     ('det', 'bckd'):
     'det/bckd_head_digits_gfl_r18w32_r18w16.py',
+    ('det', 'cwd'):
+    'det/cwd_neck_digits_gfl_r18w32_r18w16.py',
+    ('det', 'pkd'):
+    'det/pkd_neck_digits_gfl_r18w32_r18w16.py',
+    ('det', 'fgd'):
+    'det/fgd_neck_digits_gfl_r18w32_r18w16.py',
+    ('det', 'mgd'):
+    'det/mgd_neck_digits_gfl_r18w32_r18w16.py',
+    ('seg', 'cwd'):
+    'seg/cwd_logits_digits_fcn_r18w32_r18w16-d8.py',
+    ('seg', 'dist'):
+    'seg/dist_logits_digits_fcn_r18w32_r18w16-d8.py',
+    ('seg', 'pixel+pair'):
+    'seg/pixel-pair_logits-head_digits_fcn_r18w32_r18w16-d8.py',
 }
 
 # Schedules per task: the full benchmark, sized for a shared 2-core CPU
