@@ -35,6 +35,7 @@ Usage::
         [--cfg-options k=v ...]
 """
 import argparse
+import copy
 import json
 import multiprocessing
 import os
@@ -83,7 +84,7 @@ def load_config(path: str, tmp_dir: str,
         scope = teacher_cfg.get('default_scope', cfg.default_scope)
         torch.manual_seed(0)
         with DefaultScope.overwrite_default_scope(scope):
-            weights = MODELS.build(model_cfg.to_dict()).state_dict()
+            weights = MODELS.build(copy.deepcopy(model_cfg)).state_dict()
         teacher.checkpoint = osp.join(tmp_dir, 'random_teacher.pth')
         torch.save(dict(state_dict=weights), teacher.checkpoint)
     return cfg
@@ -93,9 +94,9 @@ def build_models(cfg: Config, device: torch.device):
     """The distiller and a separate student of the same config."""
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         torch.manual_seed(0)
-        distiller = MODELS.build(cfg.model.to_dict()).to(device)
+        distiller = MODELS.build(copy.deepcopy(cfg.model)).to(device)
         torch.manual_seed(0)
-        student = MODELS.build(cfg.model.student.to_dict()).to(device)
+        student = MODELS.build(copy.deepcopy(cfg.model.student)).to(device)
     return distiller, student
 
 
