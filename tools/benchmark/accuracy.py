@@ -100,6 +100,8 @@ METHODS = {
     'seg/cwd_logits_digits_fcn_r18w32_r18w16-d8.py',
     ('seg', 'dist'):
     'seg/dist_logits_digits_fcn_r18w32_r18w16-d8.py',
+    ('det', 'mmdet_ld'):
+    'det/mmdet_ld_head_digits_gfl_r18w32_r18w16.py',
     ('seg', 'pixel+pair'):
     'seg/pixel-pair_logits-head_digits_fcn_r18w32_r18w16-d8.py',
 }
@@ -238,9 +240,14 @@ def run_cached(task: str, name: str, cfg: Config, cache: str,
 
 
 def distill_model(method_config: str, teacher_ckpt: str) -> dict:
-    """The method's distill config with the trained teacher filled in."""
+    """The method's distill config with the trained teacher filled in
+    (``model.teacher.checkpoint`` of an mmkd distiller, or
+    ``model.teacher_ckpt`` of a peer model such as mmdet's
+    ``KnowledgeDistillationSingleStageDetector``)."""
     cfg = Config.fromfile(method_config)
-    cfg.merge_from_dict({'model.teacher.checkpoint': teacher_ckpt})
+    key = 'model.teacher_ckpt' if 'teacher_ckpt' in cfg.model else \
+        'model.teacher.checkpoint'
+    cfg.merge_from_dict({key: teacher_ckpt})
     return cfg.model.to_dict()
 
 
