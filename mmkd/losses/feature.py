@@ -12,9 +12,8 @@ import torch
 import torch.nn as nn
 from mmengine.structures import BaseDataElement
 
-from ..adaptors import align_spatial
 from ..registry import MODELS
-from .base import DistillTerm
+from .aligned import AlignedFeatureTerm
 
 NORMALIZATIONS = ('mean', 'fgfi')
 
@@ -36,7 +35,7 @@ def weighted_squared_error(student: torch.Tensor, teacher: torch.Tensor,
 
 
 @MODELS.register_module()
-class FeatureImitation(DistillTerm):
+class FeatureImitation(AlignedFeatureTerm):
     """Squared-error imitation of teacher features through adaptors.
 
     One adaptor per level (a 1×1 conv by default) maps student channels to
@@ -79,56 +78,25 @@ class FeatureImitation(DistillTerm):
                  normalize: str = 'mean',
                  loss_weight: float = 1.0,
                  warmup_iters: int = 0) -> None:
-        super().__init__(student, teacher, loss_weight, warmup_iters)
+        super().__init__(student, teacher, adaptor, loss_weight,
+                         warmup_iters)
         if normalize not in NORMALIZATIONS:
             raise ValueError(f'normalize must be one of {NORMALIZATIONS}, '
                              f'got {normalize!r}.')
-        self.adaptor_cfg = adaptor
         self.normalize = normalize
         self.mask = MODELS.build(dict(mask, _scope_='mmkd')) if mask else None
-        self.adaptors = nn.ModuleList()
 
     def setup(self, student_levels: List[torch.Tensor],
               teacher_levels: List[torch.Tensor],
               student_model: nn.Module) -> None:
-        self.check_level_count(student_levels, teacher_levels)
-        for level, (s, t) in enumerate(zip(student_levels, teacher_levels)):
-            if s.dim() != 4 or t.dim() != 4:
-                raise ValueError(
-                    f'Term {self.name!r} level {level}: feature imitation '
-                    f'needs (N, C, H, W) maps; student {self.student_spec} '
-                    f'is {tuple(s.shape)}, teacher {self.teacher_spec} is '
-                    f'{tuple(t.shape)}.')
-            if self.adaptor_cfg is None:
-                if s.shape[1] != t.shape[1]:
-                    raise ValueError(
-                        f'Term {self.name!r} level {level}: student '
-                        f'{tuple(s.shape)} and teacher {tuple(t.shape)} '
-                        'differ in channels and adaptor=None; set an '
-                        'adaptor such as dict(type="ConvAdaptor").')
-                continue
-            cfg = dict(self.adaptor_cfg, _scope_='mmkd')
-            cfg.setdefault('in_channels', s.shape[1])
-            cfg.setdefault('out_channels', t.shape[1])
-            if (cfg['in_channels'], cfg['out_channels']) != \
-                    (s.shape[1], t.shape[1]):
-                raise ValueError(
-                    f'Term {self.name!r} level {level}: adaptor channels '
-                    f'{cfg["in_channels"]}->{cfg["out_channels"]} do not '
-                    f'map student {tuple(s.shape)} to teacher '
-                    f'{tuple(t.shape)}; leave them out to infer them.')
-            self.adaptors.append(MODELS.build(cfg))
+        super().setup(student_levels, teacher_levels, student_model)
         if self.mask is not None:
             self.mask.setup(student_model)
 
     def compute(self, student_levels: List[torch.Tensor],
                 teacher_levels: List[torch.Tensor],
                 data_samples: Sequence[BaseDataElement]) -> torch.Tensor:
-        if self.adaptors:
-            student_levels = [adaptor(s) for adaptor, s in
-                              zip(self.adaptors, student_levels)]
-        student_levels = [align_spatial(s, t.shape[-2:])
-                          for s, t in zip(student_levels, teacher_levels)]
+        student_levels = self.align(student_levels, teacher_levels)
         weights = [None] * len(teacher_levels)
         if self.mask is not None:
             weights = self.mask([t.shape for t in teacher_levels],
