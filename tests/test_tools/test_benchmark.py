@@ -8,7 +8,8 @@ import pytest
 
 from conftest import REPO
 
-sys.path.insert(0, osp.join(REPO, 'tools', 'benchmark'))
+BENCHMARK_DIR = osp.join(REPO, 'tools', 'benchmark')
+sys.path.insert(0, BENCHMARK_DIR)
 
 
 def test_benchmark_times_every_configuration(tmp_path, capsys):
@@ -63,15 +64,30 @@ def test_term_overhead_refuses_a_config_that_is_not_a_distiller():
         load_config(student, '/nonexistent')
 
 
-def test_rss_peak_sees_a_short_lived_allocation():
-    import time
-
-    import torch
-    from term_overhead import _RssPeak, _rss_mib
-    before = _rss_mib()
-    with _RssPeak() as peak:
-        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
-        time.sleep(0.05)
-        del block
-    assert peak.peak - before > 48
-    assert _rss_mib() < peak.peak
+def test_rss_peak_sees_a_short_lived_allocation(tmp_path):
+    """In a fresh interpreter with the tool's malloc setting (as its memory
+    workers run), so that pages freed by earlier tests of this process
+    cannot absorb the allocation."""
+    import os
+    import subprocess
+    script = tmp_path / 'peak.py'
+    script.write_text(f"""
+import sys, time
+sys.path.insert(0, {BENCHMARK_DIR!r})
+import torch
+from term_overhead import _RssPeak, _rss_mib
+before = _rss_mib()
+with _RssPeak() as peak:
+    block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+    time.sleep(0.3)
+    del block
+after = _rss_mib()
+print(peak.peak - before, peak.peak - after)
+""")
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(64 * 1024))
+    out = subprocess.run([sys.executable, str(script)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rise, fall = map(float, out.stdout.split()[-2:])
+    assert rise > 48  # the 64 MiB block was seen while it lived
+    assert fall > 48  # and left the RSS when freed
