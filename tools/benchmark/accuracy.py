@@ -426,8 +426,10 @@ def plot(rows: List[Dict], curves: Dict, out_dir: str) -> List[str]:
               '(pip install matplotlib)', flush=True)
         return []
     tasks = list(dict.fromkeys(r['task'] for r in rows))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.5),
-                             squeeze=False)
+    widest = max(sum(r['task'] == t for r in rows) for t in tasks)
+    fig, axes = plt.subplots(
+        1, len(tasks), figsize=(max(4.5, 0.6 * widest + 1.5) * len(tasks),
+                                4.0), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         task_rows = [r for r in rows if r['task'] == task]
         gains = [summarize([d - s for s, d in zip(r['student'],
@@ -437,7 +439,8 @@ def plot(rows: List[Dict], curves: Dict, out_dir: str) -> List[str]:
                yerr=[g[1] for g in gains], capsize=4, color='tab:blue')
         ax.axhline(0, color='black', linewidth=0.8)
         ax.set_xticks(range(len(task_rows)))
-        ax.set_xticklabels([r['method'] for r in task_rows])
+        ax.set_xticklabels([r['method'] for r in task_rows], rotation=40,
+                           ha='right')
         ax.set_ylabel(f'gain in {task_rows[0]["metric"]} (mean ± std over '
                       f'{len(task_rows[0]["seeds"])} seeds)')
         ax.set_title(task)
