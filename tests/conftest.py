@@ -1,5 +1,6 @@
 """Shared fixtures: tiny mmdet/mmseg models and saved teacher checkpoints."""
 import copy
+import logging
 import os.path as osp
 import sys
 
@@ -96,3 +97,23 @@ def det_teacher_ckpt(tmp_path, det_scope):
 def seg_teacher_ckpt(tmp_path, seg_scope):
     return save_teacher(tiny_pspnet(16, 32), str(tmp_path / 't.pth'),
                         'mmseg')
+
+
+@pytest.fixture
+def runner_state_restored():
+    """Drop the loggers, message hubs, default scopes and visualizers an
+    MMEngine Runner registers globally (closing the log files it opened)
+    and restore the RNG, so no state outlives the test."""
+    from mmengine.logging import MessageHub, MMLogger
+    from mmengine.visualization import Visualizer
+    managers = (MMLogger, MessageHub, DefaultScope, Visualizer)
+    before = {cls: set(cls._instance_dict) for cls in managers}
+    with torch.random.fork_rng(devices=[]):
+        yield
+    for cls in managers:
+        for name in set(cls._instance_dict) - before[cls]:
+            instance = cls._instance_dict.pop(name)
+            for handler in getattr(instance, 'handlers', [])[:]:
+                if isinstance(handler, logging.FileHandler):
+                    handler.close()
+                    instance.removeHandler(handler)

@@ -5,14 +5,10 @@ where the CPU kernels have it); the code paths are those of ``--amp`` on a
 GPU, the speed is not.
 """
 import itertools
-import logging
 
 import pytest
 import torch
 from conftest import tiny_pspnet, tiny_retinanet
-from mmengine.logging import MessageHub, MMLogger
-from mmengine.registry import DefaultScope
-from mmengine.visualization import Visualizer
 
 from mmkd import Distiller
 from mmkd.adaptors import ConvAdaptor
@@ -276,22 +272,6 @@ def test_teacher_autocast_without_amp_gives_close_float32_losses(
 
 
 # -- MMEngine's AmpOptimWrapper through the Runner ----------------------------
-@pytest.fixture
-def runner_state_restored():
-    """Drop the loggers, hubs, scopes and visualizers a Runner creates."""
-    managers = (MMLogger, MessageHub, DefaultScope, Visualizer)
-    before = {cls: set(cls._instance_dict) for cls in managers}
-    with torch.random.fork_rng(devices=[]):
-        yield
-    for cls in managers:
-        for name in set(cls._instance_dict) - before[cls]:
-            instance = cls._instance_dict.pop(name)
-            for handler in getattr(instance, 'handlers', [])[:]:
-                if isinstance(handler, logging.FileHandler):
-                    handler.close()
-                    instance.removeHandler(handler)
-
-
 def _det_loader(num_images=4, size=64):
     from mmdet.structures import DetDataSample
     from mmengine.dataset import pseudo_collate

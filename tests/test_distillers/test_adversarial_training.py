@@ -4,17 +4,13 @@ schedulers through MMEngine's Runner, and extraction without the
 discriminator."""
 import copy
 import math
-import logging
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.dataset import pseudo_collate
-from mmengine.logging import MessageHub, MMLogger
 from mmengine.optim import OptimWrapper, build_optim_wrapper
-from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
-from mmengine.visualization import Visualizer
 
 from conftest import REPO, save_teacher, tiny_pspnet
 
@@ -27,22 +23,6 @@ OPTIM_WRAPPER = dict(
                  optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
     discriminator=dict(type='OptimWrapper',
                        optimizer=dict(type='SGD', lr=4e-4, momentum=0.9)))
-
-
-@pytest.fixture
-def global_state_restored():
-    """Drop the loggers, hubs, scopes and visualizers created here."""
-    managers = (MMLogger, MessageHub, DefaultScope, Visualizer)
-    before = {cls: set(cls._instance_dict) for cls in managers}
-    with torch.random.fork_rng(devices=[]):
-        yield
-    for cls in managers:
-        for name in set(cls._instance_dict) - before[cls]:
-            instance = cls._instance_dict.pop(name)
-            for handler in getattr(instance, 'handlers', [])[:]:
-                if isinstance(handler, logging.FileHandler):
-                    handler.close()
-                    instance.removeHandler(handler)
 
 
 @pytest.fixture
@@ -101,7 +81,7 @@ def _changed(before, after):
 
 
 def test_one_step_changes_student_adaptors_and_discriminator_only(
-        teacher_ckpt, global_state_restored):
+        teacher_ckpt, runner_state_restored):
     model = _distiller(teacher_ckpt)
     wrappers = build_optim_wrapper(model, OPTIM_WRAPPER)
     before = copy.deepcopy(model.state_dict())
@@ -136,7 +116,7 @@ def test_one_step_changes_student_adaptors_and_discriminator_only(
 
 
 def test_the_student_is_scored_by_the_updated_discriminator(
-        teacher_ckpt, global_state_restored):
+        teacher_ckpt, runner_state_restored):
     """With the student's lr 0, recomputing the student's adversarial loss
     after the step with the discriminator's new weights gives the logged
     value; with its old weights it does not."""
@@ -162,7 +142,7 @@ def test_the_student_is_scored_by_the_updated_discriminator(
 
 
 def test_discriminator_steps_per_student_step(teacher_ckpt,
-                                              global_state_restored):
+                                              runner_state_restored):
     model = _distiller(teacher_ckpt, discriminator_steps=3)
     wrappers = build_optim_wrapper(model, OPTIM_WRAPPER)
     counts = {'student': 0, 'discriminator': 0}
@@ -179,7 +159,7 @@ def test_discriminator_steps_per_student_step(teacher_ckpt,
 
 
 def test_a_single_optimizer_is_a_clear_error(teacher_ckpt,
-                                             global_state_restored):
+                                             runner_state_restored):
     model = _distiller(teacher_ckpt)
     wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
     with pytest.raises(TypeError, match='AdversarialOptimWrapperConstructor'):
@@ -227,7 +207,7 @@ def _equal(a, b):
 
 
 def test_resume_restores_both_optimizers_and_schedulers(
-        teacher_ckpt, tmp_path, global_state_restored):
+        teacher_ckpt, tmp_path, runner_state_restored):
     first = _runner(_distiller(teacher_ckpt), tmp_path / 'run', 2)
     first.train()
     saved = torch.load(tmp_path / 'run' / 'iter_2.pth', weights_only=True)
@@ -300,7 +280,7 @@ def test_train_py_amp_turns_both_wrappers_to_amp(tmp_path, monkeypatch):
 
 def test_amp_trains_both_through_the_runner(teacher_ckpt, tmp_path,
                                             monkeypatch,
-                                            global_state_restored):
+                                            runner_state_restored):
     """Both wrappers ``AmpOptimWrapper`` (bfloat16 autocast on the CPU; the
     device check of MMEngine 0.10.7 bypassed as in test_amp.py): the
     student runs in bfloat16, the discriminator in float32, both learn."""

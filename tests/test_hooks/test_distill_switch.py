@@ -16,21 +16,6 @@ from mmkd.hooks import DistillSwitchHook
 from mmkd.losses import FeatureImitation
 
 
-@pytest.fixture
-def no_leftover_instances():
-    """Drop the default scope, message hub, logger and visualizer the
-    Runner registers globally, so no state outlives the test."""
-    from mmengine.logging import MessageHub, MMLogger
-    from mmengine.registry import DefaultScope
-    from mmengine.visualization import Visualizer
-    kinds = (DefaultScope, MessageHub, MMLogger, Visualizer)
-    before = {kind: set(kind._instance_dict) for kind in kinds}
-    yield
-    for kind in kinds:
-        for name in set(kind._instance_dict) - before[kind]:
-            del kind._instance_dict[name]
-
-
 def _data(count=4, size=64):
     torch.manual_seed(0)
     items = []
@@ -89,7 +74,7 @@ def _runner(tmp_path, hook, train_cfg):
     return runner, recorder
 
 
-def test_named_term_off_from_an_iteration(tmp_path, no_leftover_instances):
+def test_named_term_off_from_an_iteration(tmp_path, runner_state_restored):
     hook = dict(type='mmkd.DistillSwitchHook', stop_iter=2, terms=['fpn'])
     runner, recorder = _runner(tmp_path, hook,
                                dict(by_epoch=False, max_iters=4))
@@ -103,7 +88,7 @@ def test_named_term_off_from_an_iteration(tmp_path, no_leftover_instances):
     assert not terms.fpn.enabled and terms.cwd.enabled
 
 
-def test_all_terms_off_from_an_epoch(tmp_path, no_leftover_instances):
+def test_all_terms_off_from_an_epoch(tmp_path, runner_state_restored):
     # 4 images, batch 2: two iterations an epoch; off in the third epoch
     hook = dict(type='mmkd.DistillSwitchHook', stop_epoch=2)
     runner, recorder = _runner(tmp_path, hook,
@@ -115,7 +100,7 @@ def test_all_terms_off_from_an_epoch(tmp_path, no_leftover_instances):
             assert (value == 0.0) == (i >= 4), (i, row)
 
 
-def test_unknown_term_fails_before_training(tmp_path, no_leftover_instances):
+def test_unknown_term_fails_before_training(tmp_path, runner_state_restored):
     hook = dict(type='mmkd.DistillSwitchHook', stop_iter=1, terms=['fnp'])
     runner, recorder = _runner(tmp_path, hook,
                                dict(by_epoch=False, max_iters=2))

@@ -63,23 +63,8 @@ def test_nonfinite_tensors_names_keys():
     assert nonfinite_tensors(state) == ['b']
 
 
-@pytest.fixture
-def no_leftover_instances():
-    """Drop the default scope, message hub, logger and visualizer the
-    Runner registers globally, so no state outlives the test."""
-    from mmengine.logging import MessageHub, MMLogger
-    from mmengine.registry import DefaultScope
-    from mmengine.visualization import Visualizer
-    kinds = (DefaultScope, MessageHub, MMLogger, Visualizer)
-    before = {kind: set(kind._instance_dict) for kind in kinds}
-    yield
-    for kind in kinds:
-        for name in set(kind._instance_dict) - before[kind]:
-            del kind._instance_dict[name]
-
-
 def test_runner_stops_before_saving_nan_weights(tmp_path,
-                                                no_leftover_instances):
+                                                runner_state_restored):
     runner = _runner(tmp_path, poison_at=3)
     with pytest.raises(FloatingPointError, match='not saving a checkpoint'):
         runner.train()
