@@ -97,8 +97,8 @@ def test_detection_base_configs_are_the_demo_models():
 
 @pytest.mark.parametrize('key', list(accuracy.METHODS))
 def test_bench_configs_build_with_a_random_teacher(key, tmp_path):
-    task, _ = key
-    teacher_cfg = Config.fromfile(accuracy.TASKS[task]['teacher'])
+    suite, _ = key
+    teacher_cfg = Config.fromfile(accuracy.SUITES[suite]['teacher'])
     scope = teacher_cfg.default_scope
     ckpt = save_teacher(teacher_cfg.model.to_dict(),
                         str(tmp_path / 't.pth'), scope)
@@ -109,8 +109,8 @@ def test_bench_configs_build_with_a_random_teacher(key, tmp_path):
         with DefaultScope.overwrite_default_scope(scope):
             MODELS.build(model_cfg)
         return
-    # the distilled student is the task's student base config, unchanged
-    student_cfg = Config.fromfile(accuracy.TASKS[task]['student'])
+    # the distilled student is the suite's student base config, unchanged
+    student_cfg = Config.fromfile(accuracy.SUITES[suite]['student'])
     assert json.dumps(model_cfg['student'], sort_keys=True) == \
         json.dumps(student_cfg.model.to_dict(), sort_keys=True)
     with DefaultScope.overwrite_default_scope(scope):

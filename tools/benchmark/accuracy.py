@@ -52,6 +52,7 @@ import mmkd  # noqa: E402,F401
 from digits_coco import generate as generate_det  # noqa: E402
 from digits_kd_demo import runner_config  # noqa: E402
 from digits_seg import CLASSES as SEG_CLASSES  # noqa: E402
+from digits_seg import LABEL_VERSION as SEG_LABEL_VERSION  # noqa: E402
 from digits_seg import PALETTE  # noqa: E402
 from digits_seg import generate as generate_seg  # noqa: E402
 from mmengine.config import Config  # noqa: E402
@@ -59,18 +60,20 @@ from progress import ProgressHook  # noqa: E402
 
 BENCH = osp.join(REPO, 'configs', 'bench')
 
-# task -> metric, student and teacher model configs, metric keys
-TASKS = {
-    'det': dict(metric='AP', secondary='AP50',
+# suite -> task ('det' or 'seg'), metric keys, student and teacher model
+# configs. Suites of one task share its data and schedule; a student config
+# shared by two suites trains once (runs are cached by their config).
+SUITES = {
+    'det': dict(task='det', metric='AP', secondary='AP50',
                 student=osp.join(BENCH, '_base_', 'digits_gfl_r18w16.py'),
                 teacher=osp.join(BENCH, '_base_', 'digits_gfl_r18w32.py')),
-    'seg': dict(metric='mIoU', secondary='mAcc',
+    'seg': dict(task='seg', metric='mIoU', secondary='mAcc',
                 student=osp.join(BENCH, '_base_', 'digits_fcn_r18w16-d8.py'),
                 teacher=osp.join(BENCH, '_base_',
                                  'digits_fcn_r18w32-d8.py')),
 }
 
-# The manifest: (task, method) -> distill config.
+# The manifest: (suite, method) -> distill config.
 METHODS = {
     ('det', 'fgfi'):
     'det/fgfi_neck_digits_gfl_r18w32_r18w16.py',
@@ -110,7 +113,7 @@ METHODS = {
 # (about an hour), and the smoke run of the test suite.
 SCHEDULES = {
     'full': dict(
-        det=dict(teacher_iters=800, student_iters=300, batch_size=16,
+        det=dict(teacher_iters=800, student_iters=600, batch_size=16,
                  student_batch_size=8, num_train=2000, num_val=300,
                  num_workers=1),
         seg=dict(teacher_iters=600, student_iters=300, batch_size=8,
@@ -128,14 +131,14 @@ SCHEDULES = {
 
 def select_methods(spec: Optional[str]) -> List[Tuple[str, str]]:
     """``'fgfi,seg:pixel'`` -> manifest keys; a bare name selects every
-    task that has the method, ``task:name`` one task."""
+    suite that has the method, ``suite:name`` one suite."""
     if not spec:
         return list(METHODS)
     chosen = []
     for item in (s.strip() for s in spec.split(',') if s.strip()):
-        task, _, name = item.rpartition(':')
+        suite, _, name = item.rpartition(':')
         keys = [k for k in METHODS
-                if k[1] == name and (not task or k[0] == task)]
+                if k[1] == name and (not suite or k[0] == suite)]
         if not keys:
             known = ', '.join(f'{t}:{m}' for t, m in METHODS)
             raise ValueError(f'Unknown method {item!r} in --methods; the '
@@ -146,7 +149,8 @@ def select_methods(spec: Optional[str]) -> List[Tuple[str, str]]:
 
 def ensure_data(task: str, root: str, num_train: int, num_val: int) -> str:
     """Generate the task's data set once under ``root``."""
-    data_root = osp.join(root, f'data_{task}_{num_train}_{num_val}')
+    version = '' if task == 'det' else f'{SEG_LABEL_VERSION}_'
+    data_root = osp.join(root, f'data_{task}_{version}{num_train}_{num_val}')
     done = osp.join(data_root, 'DONE')
     if not osp.isfile(done):
         start = time.time()
@@ -268,12 +272,14 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
     ``on_row(rows, curves)`` is called after each finished method."""
     rows, curves, prepared = [], {}, {}
 
-    def prepare(task: str) -> Tuple[Callable, Dict, List[Dict]]:
-        """The task's config builder, teacher and student-alone runs,
+    def prepare(suite: str) -> Tuple[Callable, Dict, List[Dict]]:
+        """The suite's config builder, teacher and student-alone runs,
         trained once and shared by all its methods."""
-        if task in prepared:
-            return prepared[task]
-        spec, sched = TASKS[task], schedules[task]
+        if suite in prepared:
+            return prepared[suite]
+        spec = SUITES[suite]
+        task = spec['task']
+        sched = schedules[task]
         data_root = ensure_data(task, cache, sched['num_train'],
                                 sched['num_val'])
 
@@ -291,13 +297,15 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
             student_model, sched['student_iters'], seed,
             sched['student_batch_size']), cache, progress_interval)
             for seed in seeds]
-        prepared[task] = (config, teacher, students)
-        return prepared[task]
+        prepared[suite] = (config, teacher, students)
+        return prepared[suite]
 
-    for task, method in methods:
-        spec, sched = TASKS[task], schedules[task]
-        config, teacher, students = prepare(task)
-        path = osp.join(BENCH, METHODS[(task, method)])
+    for suite, method in methods:
+        spec = SUITES[suite]
+        task = spec['task']
+        sched = schedules[task]
+        config, teacher, students = prepare(suite)
+        path = osp.join(BENCH, METHODS[(suite, method)])
         model = distill_model(path, teacher['checkpoint'])
         distilled = [run_cached(task, f'{method}_seed{seed}', config(
             model, sched['student_iters'], seed,
@@ -305,7 +313,7 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
             for seed in seeds]
         metric, second = spec['metric'], spec['secondary']
         rows.append(dict(
-            task=task, method=method,
+            task=task, suite=suite, method=method,
             config=osp.relpath(path, REPO), metric=metric,
             seeds=list(seeds),
             student=[r[metric] for r in students],
@@ -536,7 +544,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
     def write_outputs(rows: List[Dict], curves: Dict) -> str:
         """The outputs so far: an interrupted run leaves its finished
         methods (and names the others) in ``--out``."""
-        done = {(r['task'], r['method']) for r in rows}
+        done = {(r['suite'], r['method']) for r in rows}
         missing = [f'{t}:{m}' for t, m in args.methods if (t, m) not in done]
         with open(osp.join(args.out, 'benchmarks.json'), 'w') as f:
             json.dump(rows, f, indent=2)

@@ -5,8 +5,13 @@ The segmentation twin of ``digits_coco.py``: the same 128×128 scenes
 handwritten digits of scikit-learn upscaled to 12-48 px, glyphs split 80/20
 between train and val), labelled per pixel. Labels are Cityscapes-style
 single-channel PNG maps of class indices: 0 is the background, ``d + 1``
-the ink of digit ``d`` (11 classes); a pixel is ink where the upscaled
-glyph's intensity exceeds one half.
+the region of digit ``d`` (11 classes): the pixels where the upscaled
+glyph's intensity exceeds one half (its ink), grown by a disc a quarter
+of the glyph's side wide so the strokes merge into one solid shape, the
+way Cityscapes labels a whole object and not its outline. Ink alone is
+1-2 px wide at 12 px glyphs and vanishes at the output stride of 8 a
+segmentor predicts at; a benchmark FCN trained on ink labels predicted
+the background everywhere.
 
 Layout (what ``mmseg.datasets.BaseSegDataset`` reads)::
 
@@ -34,11 +39,24 @@ CLASSES = ('background', ) + tuple(str(d) for d in range(10))
 PALETTE = [[0, 0, 0]] + [[int(c) for c in cv2.applyColorMap(
     np.uint8([[25 * d]]), cv2.COLORMAP_JET)[0, 0]] for d in range(10)]
 INK_THRESHOLD = 0.5
+# Bumped whenever the labelling changes, so cached data sets are rebuilt.
+LABEL_VERSION = 'region'
+
+
+def digit_region(alpha: np.ndarray) -> np.ndarray:
+    """The solid shape of one glyph: its ink (``alpha > 0.5``) closed and
+    grown by a disc a quarter of the glyph's side wide."""
+    side = alpha.shape[0]
+    width = max(3, side // 4) | 1
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width))
+    ink = (alpha > INK_THRESHOLD).astype(np.uint8)
+    return cv2.dilate(cv2.morphologyEx(ink, cv2.MORPH_CLOSE, disc),
+                      disc).astype(bool)
 
 
 def render_seg_image(rng: np.random.Generator, glyphs: np.ndarray,
                      labels: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """One BGR image and its label map (0 background, digit + 1 ink)."""
+    """One BGR image and its label map (0 background, digit + 1 region)."""
     img = _background(rng)
     label_map = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     placed = []
@@ -60,7 +78,7 @@ def render_seg_image(rng: np.random.Generator, glyphs: np.ndarray,
         img[y:y + side, x:x + side] = patch * (1 - alpha[..., None]) + \
             color * alpha[..., None]
         window = label_map[y:y + side, x:x + side]
-        window[alpha > INK_THRESHOLD] = int(labels[idx]) + 1
+        window[digit_region(alpha)] = int(labels[idx]) + 1
         placed.append((x, y, side, side))
     return img.clip(0, 255).astype(np.uint8), label_map
 
