@@ -20,12 +20,14 @@ ROW_KEYS = {'task', 'method', 'config', 'metric', 'seeds', 'student',
 
 def test_quick_run_writes_the_json_rows_the_table_and_the_plots(tmp_path):
     out, work = tmp_path / 'docs', tmp_path / 'work'
-    argv = ['--quick', '--methods', 'fgfi,seg:pixel', '--seeds', '0',
+    argv = ['--quick', '--methods',
+            'fgfi,seg:pixel,seg:pixel+pair+adversarial', '--seeds', '0',
             '--out', str(out), '--work-dir', str(work)]
     accuracy.main(argv)
     rows = json.loads((out / 'benchmarks.json').read_text())
     assert [(r['task'], r['method'], r['metric']) for r in rows] == \
-        [('det', 'fgfi', 'AP'), ('seg', 'pixel', 'mIoU')]
+        [('det', 'fgfi', 'AP'), ('seg', 'pixel', 'mIoU'),
+         ('seg', 'pixel+pair+adversarial', 'mIoU')]
     for row in rows:
         assert ROW_KEYS <= set(row)
         assert row['seeds'] == [0]
@@ -42,7 +44,8 @@ def test_quick_run_writes_the_json_rows_the_table_and_the_plots(tmp_path):
     # a second run trains nothing: every run comes from the cache
     runs = sorted(p.name for p in work.iterdir() if p.name[:4] in
                   ('det_', 'seg_'))
-    assert len(runs) == 6  # per task: teacher, student, distilled
+    # per task: teacher, student, distilled (two methods on seg)
+    assert len(runs) == 7
     accuracy.main(argv)
     assert sorted(p.name for p in work.iterdir()
                   if p.name[:4] in ('det_', 'seg_')) == runs
@@ -68,7 +71,32 @@ def test_summary_statistics_and_gap_closed():
     assert accuracy.gap_closed(row) == pytest.approx(0.125 / 0.3)
 
 
-def test_segmentation_labels_mark_the_ink_of_each_digit(tmp_path):
+def test_adversarial_methods_train_with_two_optimizers():
+    """The harness's optimizer becomes the student's entry of the
+    adversarial constructor; other methods keep it as it is."""
+    harness = dict(optimizer=dict(type='AdamW', lr=2e-3))
+    plain = osp.join(accuracy.BENCH, accuracy.METHODS[('seg', 'pixel')])
+    assert accuracy.method_optim_wrapper(plain, harness) == harness
+    adversarial = osp.join(accuracy.BENCH, accuracy.METHODS[
+        ('seg', 'pixel+pair+adversarial')])
+    wrapper = accuracy.method_optim_wrapper(adversarial, harness)
+    assert wrapper['constructor'] == \
+        'mmkd.AdversarialOptimWrapperConstructor'
+    assert wrapper['student'] == harness
+    assert wrapper['discriminator']['optimizer']['type'] == 'Adam'
+
+
+def test_region_labels_cover_each_digit_as_one_solid_shape():
+    from digits_seg import digit_region
+    ink = np.zeros((24, 24))
+    ink[4:20, 6:8] = ink[4:20, 14:16] = 1  # two strokes 6 px apart
+    region = digit_region(ink)
+    assert region[ink > 0.5].all()  # every ink pixel is in the region
+    assert region[12, 6:16].all()  # the gap between strokes is filled
+    assert not region[0, 0] and not region[23, 23]  # corners stay free
+
+
+def test_segmentation_labels_mark_the_region_of_each_digit(tmp_path):
     from digits_seg import CLASSES, generate
     assert len(CLASSES) == 11 and CLASSES[0] == 'background'
     import cv2

@@ -31,6 +31,7 @@ Usage::
         [--seeds 0,1,2] [--quick] [--out docs] [--work-dir work_dirs/bench]
 """
 import argparse
+import copy
 import datetime
 import hashlib
 import json
@@ -67,6 +68,12 @@ SUITES = {
     'det': dict(task='det', metric='AP', secondary='AP50',
                 student=osp.join(BENCH, '_base_', 'digits_gfl_r18w16.py'),
                 teacher=osp.join(BENCH, '_base_', 'digits_gfl_r18w32.py')),
+    # the 'det' student with a teacher of its head width (CrossKD runs the
+    # student's head features through the teacher's head)
+    'det_samehead': dict(
+        task='det', metric='AP', secondary='AP50',
+        student=osp.join(BENCH, '_base_', 'digits_gfl_r18w16.py'),
+        teacher=osp.join(BENCH, '_base_', 'digits_gfl_r18w32-head32.py')),
     'seg': dict(task='seg', metric='mIoU', secondary='mAcc',
                 student=osp.join(BENCH, '_base_', 'digits_fcn_r18w16-d8.py'),
                 teacher=osp.join(BENCH, '_base_',
@@ -105,8 +112,14 @@ METHODS = {
     'seg/dist_logits_digits_fcn_r18w32_r18w16-d8.py',
     ('det', 'mmdet_ld'):
     'det/mmdet_ld_head_digits_gfl_r18w32_r18w16.py',
+    ('det_samehead', 'crosskd'):
+    'det/crosskd_head_digits_gfl_r18w32-head32_r18w16.py',
+    ('det_samehead', 'ld'):
+    'det/ld_head_digits_gfl_r18w32-head32_r18w16.py',
     ('seg', 'pixel+pair'):
     'seg/pixel-pair_logits-head_digits_fcn_r18w32_r18w16-d8.py',
+    ('seg', 'pixel+pair+adversarial'):
+    'seg/pixel-pair-adversarial_logits-head_digits_fcn_r18w32_r18w16-d8.py',
 }
 
 # Schedules per task: the full benchmark, sized for a shared 2-core CPU
@@ -255,6 +268,21 @@ def distill_model(method_config: str, teacher_ckpt: str) -> dict:
     return cfg.model.to_dict()
 
 
+def method_optim_wrapper(method_config: str,
+                         harness_optim_wrapper: dict) -> dict:
+    """The optimizer wrapper a method trains with: the harness's own, or,
+    for a method with an adversarial term (an ``optim_wrapper`` with
+    ``mmkd.AdversarialOptimWrapperConstructor``), the harness's own as its
+    ``student`` entry beside the method's ``discriminator`` entry; the
+    harness's plain scheduler list then applies to both."""
+    declared = Config.fromfile(method_config).get('optim_wrapper')
+    if not declared or 'discriminator' not in declared:
+        return harness_optim_wrapper
+    return dict(constructor=declared['constructor'],
+                student=copy.deepcopy(harness_optim_wrapper),
+                discriminator=declared['discriminator'].to_dict())
+
+
 def summarize(values: Sequence[float]) -> Tuple[float, float]:
     """Mean and sample standard deviation (0 for one value)."""
     values = list(values)
@@ -307,10 +335,18 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
         config, teacher, students = prepare(suite)
         path = osp.join(BENCH, METHODS[(suite, method)])
         model = distill_model(path, teacher['checkpoint'])
-        distilled = [run_cached(task, f'{method}_seed{seed}', config(
-            model, sched['student_iters'], seed,
-            sched['student_batch_size']), cache, progress_interval)
-            for seed in seeds]
+
+        def distilled_config(seed: int) -> Config:
+            cfg = config(model, sched['student_iters'], seed,
+                         sched['student_batch_size'])
+            cfg.optim_wrapper = method_optim_wrapper(
+                path, cfg.optim_wrapper.to_dict())
+            return cfg
+
+        distilled = [run_cached(task, f'{method}_seed{seed}',
+                                distilled_config(seed), cache,
+                                progress_interval)
+                     for seed in seeds]
         metric, second = spec['metric'], spec['secondary']
         rows.append(dict(
             task=task, suite=suite, method=method,
