@@ -74,6 +74,12 @@ SUITES = {
         task='det', metric='AP', secondary='AP50',
         student=osp.join(BENCH, '_base_', 'digits_gfl_r18w16.py'),
         teacher=osp.join(BENCH, '_base_', 'digits_gfl_r18w32-head32.py')),
+    # a two-stage pair (Faster R-CNN, the widths of the 'det' pair) for
+    # the RPN and R-CNN terms of Chen et al. (2017)
+    'det_rcnn': dict(
+        task='det', metric='AP', secondary='AP50',
+        student=osp.join(BENCH, '_base_', 'digits_faster-rcnn_r18w16.py'),
+        teacher=osp.join(BENCH, '_base_', 'digits_faster-rcnn_r18w32.py')),
     'seg': dict(task='seg', metric='mIoU', secondary='mAcc',
                 student=osp.join(BENCH, '_base_', 'digits_fcn_r18w16-d8.py'),
                 teacher=osp.join(BENCH, '_base_',
@@ -120,6 +126,8 @@ METHODS = {
     'seg/pixel-pair_logits-head_digits_fcn_r18w32_r18w16-d8.py',
     ('seg', 'pixel+pair+adversarial'):
     'seg/pixel-pair-adversarial_logits-head_digits_fcn_r18w32_r18w16-d8.py',
+    ('det_rcnn', 'feature_imitation'):
+    'det/feature_imitation_neck_digits_faster-rcnn_r18w32_r18w16.py',
 }
 
 # Schedules per task: the full benchmark, sized for a shared 2-core CPU
