@@ -21,6 +21,7 @@ build time. Writing a new term is writing its loss::
     distill = dict(mine=dict(type='MyHeadKD', head='bbox_head'))
 """
 from .predictions import DensePredictions
+from .roi import RoIHeadTerm, RoIPredictions
 from .term import DenseHeadTerm
 from .views import (AnchorHeadView, ATSSHeadView, DenseHeadView,
                     FCOSHeadView, GFLHeadView, check_alignment,
@@ -28,4 +29,5 @@ from .views import (AnchorHeadView, ATSSHeadView, DenseHeadView,
 
 __all__ = ['DensePredictions', 'DenseHeadTerm', 'DenseHeadView',
            'AnchorHeadView', 'ATSSHeadView', 'GFLHeadView', 'FCOSHeadView',
-           'check_alignment', 'supported_heads', 'view_for']
+           'check_alignment', 'supported_heads', 'view_for', 'RoIHeadTerm',
+           'RoIPredictions']

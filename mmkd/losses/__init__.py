@@ -15,6 +15,8 @@ from .pairwise import (PairwiseAffinityKD, cosine_affinity,
                        pairwise_affinity_loss)
 from .pearson import PearsonFeatureKD, pearson_feature_loss
 from .response import PixelwiseKD, pixelwise_kl_divergence
+from .roi_head import (RoIBackgroundWeightedSoftTargets,
+                       RoITeacherBoundedRegression)
 
 __all__ = ['DistillTerm', 'FeatureImitation', 'PixelwiseKD',
            'weighted_squared_error', 'pixelwise_kl_divergence',
@@ -28,4 +30,5 @@ __all__ = ['DistillTerm', 'FeatureImitation', 'PixelwiseKD',
            'GlobalContextRelation', 'MaskedGenerativeKD',
            'AdversarialTerm', 'HolisticAdversarialKD', 'gradient_penalty',
            'wgan_gp_discriminator_loss', 'PairwiseAffinityKD',
-           'cosine_affinity', 'pairwise_affinity_loss']
+           'cosine_affinity', 'pairwise_affinity_loss',
+           'RoIBackgroundWeightedSoftTargets', 'RoITeacherBoundedRegression']

@@ -68,6 +68,18 @@ class DistillTerm(nn.Module):
         (e.g. method calls of a head)."""
         return as_levels(value, side, self.name)
 
+    def bind_teacher(self, teacher: nn.Module,
+                     autocast: Union[bool, torch.dtype] = False) -> None:
+        """Called once at build time with the distiller's frozen teacher.
+
+        Terms that run teacher modules on student inputs (e.g. the
+        teacher's R-CNN head scoring the student's RoIs) keep it here,
+        outside their submodules (``object.__setattr__``), so it stays out
+        of ``state_dict()`` and the optimizer, and EMA deep copies share
+        it. ``autocast`` is the distiller's teacher autocast setting. The
+        default keeps nothing.
+        """
+
     def setup(self, student_levels: List[torch.Tensor],
               teacher_levels: List[torch.Tensor],
               student_model: nn.Module) -> None:

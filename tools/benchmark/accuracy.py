@@ -34,6 +34,7 @@ import argparse
 import copy
 import datetime
 import hashlib
+import importlib
 import json
 import os
 import os.path as osp
@@ -118,6 +119,12 @@ METHODS = {
     'seg/dist_logits_digits_fcn_r18w32_r18w16-d8.py',
     ('det', 'mmdet_ld'):
     'det/mmdet_ld_head_digits_gfl_r18w32_r18w16.py',
+    ('det', 'mmrazor_cwd'):
+    'det/mmrazor_cwd_neck_digits_gfl_r18w32_r18w16.py',
+    ('det', 'mmrazor_pkd'):
+    'det/mmrazor_pkd_neck_digits_gfl_r18w32_r18w16.py',
+    ('det', 'mmrazor_fpn_imitation'):
+    'det/mmrazor_fpn_imitation_neck_digits_gfl_r18w32_r18w16.py',
     ('det_samehead', 'crosskd'):
     'det/crosskd_head_digits_gfl_r18w32-head32_r18w16.py',
     ('det_samehead', 'ld'):
@@ -126,6 +133,8 @@ METHODS = {
     'seg/pixel-pair_logits-head_digits_fcn_r18w32_r18w16-d8.py',
     ('seg', 'pixel+pair+adversarial'):
     'seg/pixel-pair-adversarial_logits-head_digits_fcn_r18w32_r18w16-d8.py',
+    ('det_rcnn', 'chen2017'):
+    'det/chen2017_neck-rpn-roi_digits_faster-rcnn_r18w32_r18w16.py',
     ('det_rcnn', 'feature_imitation'):
     'det/feature_imitation_neck_digits_faster-rcnn_r18w32_r18w16.py',
 }
@@ -276,6 +285,52 @@ def distill_model(method_config: str, teacher_ckpt: str) -> dict:
     return cfg.model.to_dict()
 
 
+# The folder holding a peer's package (MMRazor, whose own algorithms some
+# rows run), put on sys.path for those rows when it is not installed.
+PEERS_PATH = osp.join(osp.dirname(REPO), 'shared', 'peers',
+                      'mmrazor-90c7af1')
+
+
+def peer_import_error(method_config: str,
+                      peers_path: str = PEERS_PATH) -> Optional[str]:
+    """Why the modules a method config imports (its ``custom_imports``:
+    ``mmkd``, or a peer's package such as ``mmrazor.models``) cannot be
+    imported, or ``None`` when they can. ``peers_path`` joins ``sys.path``
+    when a module is not found without it."""
+    cfg = Config.fromfile(method_config, import_custom_modules=False)
+    modules = cfg.get('custom_imports', {}).get('imports', [])
+    for module in [modules] if isinstance(modules, str) else modules:
+        try:
+            importlib.import_module(module)
+            continue
+        except Exception:  # not found, or a failed version check
+            folder = osp.abspath(peers_path)
+            if osp.isdir(folder) and folder not in sys.path:
+                sys.path.insert(0, folder)
+        try:
+            importlib.import_module(module)
+        except Exception as e:
+            return (f'{module} is not importable ({type(e).__name__}: {e}); '
+                    f'--peers-path names the folder holding its package '
+                    f'(now {peers_path})')
+    return None
+
+
+def split_peer_rows(methods: List[Tuple[str, str]], peers_path: str
+                    ) -> Tuple[List[Tuple[str, str]], Dict[str, str]]:
+    """The methods that can run here, and ``{'suite:method': reason}`` for
+    the peer rows skipped because their package is not importable."""
+    runnable, skipped = [], {}
+    for key in methods:
+        reason = peer_import_error(osp.join(BENCH, METHODS[key]), peers_path)
+        if reason is None:
+            runnable.append(key)
+        else:
+            skipped[':'.join(key)] = reason
+            print(f'[{key[0]}] {key[1]}: skipped, {reason}', flush=True)
+    return runnable, skipped
+
+
 def method_optim_wrapper(method_config: str,
                          harness_optim_wrapper: dict) -> dict:
     """The optimizer wrapper a method trains with: the harness's own, or,
@@ -372,8 +427,12 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
                 student=[r[second] for r in students],
                 distilled=[r[second] for r in distilled],
                 teacher=teacher[second])))
-        curves.setdefault(task, (method, students[0]['losses'],
-                                 distilled[0]['losses']))
+        # a peer's own model may log its losses under other names
+        # (MMRazor: student.loss_cls): the curves come from a row that
+        # logs the student's
+        if set(students[0]['losses']) <= set(distilled[0]['losses']):
+            curves.setdefault(task, (method, students[0]['losses'],
+                                     distilled[0]['losses']))
         if on_row is not None:
             on_row(rows, curves)
     return rows, curves
@@ -408,10 +467,16 @@ def machine() -> str:
     return f'{model}, {os.cpu_count()} cores'
 
 
+def _suite(row: Dict) -> str:
+    return row.get('suite', row['task'])
+
+
 def format_markdown(rows: List[Dict], schedules: Dict[str, Dict[str, int]],
                     command: str, seconds: float,
-                    missing: Sequence[str] = ()) -> str:
-    """The human-readable report; ``missing`` names methods not run yet."""
+                    missing: Sequence[str] = (),
+                    skipped: Optional[Dict[str, str]] = None) -> str:
+    """The human-readable report; ``missing`` names methods not run yet,
+    ``skipped`` the peer rows that cannot run here, with the reason."""
     lines = [
         '# Distillation benchmarks on the digits sets', '',
         'Generated by `tools/benchmark/accuracy.py` (do not edit by hand).',
@@ -428,12 +493,17 @@ def format_markdown(rows: List[Dict], schedules: Dict[str, Dict[str, int]],
             if any(r['task'] == task for r in rows)) +
         '; AdamW 2e-3, linear warm-up then cosine; seeds change '
         'initialisation and data order, the data are fixed',
-        '- detection: GFL R18 base 32 → base 16, COCO AP; segmentation: '
-        'FCN R18-d8 base 32 → base 16, mIoU (%) over 11 classes',
+        '- suites (teacher → student, `configs/bench/_base_/`): ' + '; '.join(
+            f'{suite}: `{osp.basename(SUITES[suite]["teacher"])}` → '
+            f'`{osp.basename(SUITES[suite]["student"])}`'
+            for suite in dict.fromkeys(_suite(r) for r in rows)
+            if suite in SUITES) +
+        '; detection is scored by COCO AP (pycocotools), segmentation by '
+        'mIoU (%) over 11 classes (mmseg IoUMetric)',
         '- s/iter: wall time of a training iteration, data loading '
         'included, mean over seeds (student alone → distilled); the CPU '
         'is shared with other jobs, so times are indicative only',
-        '', '| task | method | metric | teacher | student | distilled | '
+        '', '| suite | method | metric | teacher | student | distilled | '
         'gain | gap closed | second metric (student → distilled) | '
         's/iter | config |',
         '|---|---|---|---|---|---|---|---|---|---|---|']
@@ -447,7 +517,7 @@ def format_markdown(rows: List[Dict], schedules: Dict[str, Dict[str, int]],
                        f'{_pm(second["distilled"], second["metric"])}'
                        if second else '')
         lines.append(
-            f'| {row["task"]} | {row["method"]} | {metric} | '
+            f'| {_suite(row)} | {row["method"]} | {metric} | '
             f'{_fmt(row["teacher"], metric)} | '
             f'{_pm(row["student"], metric)} | '
             f'{_pm(row["distilled"], metric)} | '
@@ -457,13 +527,15 @@ def format_markdown(rows: List[Dict], schedules: Dict[str, Dict[str, int]],
     if missing:
         lines += ['', f'**Partial**: not run yet: {", ".join(missing)} '
                   '(re-run the command: finished runs are cached).']
+    for name, reason in (skipped or {}).items():
+        lines += ['', f'**Skipped**: {name}: {reason}.']
     lines += ['', 'Per seed (student → distilled):', '']
     for row in rows:
         pairs = ', '.join(
             f'seed {s}: {_fmt(a, row["metric"])} → {_fmt(b, row["metric"])}'
             for s, a, b in zip(row['seeds'], row['student'],
                                row['distilled']))
-        lines.append(f'- {row["task"]} {row["method"]}: {pairs}')
+        lines.append(f'- {_suite(row)} {row["method"]}: {pairs}')
     return '\n'.join(lines) + '\n'
 
 
@@ -500,6 +572,8 @@ def plot(rows: List[Dict], curves: Dict, out_dir: str) -> List[str]:
     gain_png = osp.join(out_dir, 'benchmarks_gain.png')
     fig.savefig(gain_png, dpi=120)
     plt.close(fig)
+    if not curves:
+        return [gain_png]
 
     fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.5),
                              squeeze=False)
@@ -554,6 +628,11 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--student-iters', type=int,
                         help='override every task\'s student schedule')
     parser.add_argument('--progress-interval', type=int, default=50)
+    parser.add_argument('--peers-path', default=PEERS_PATH,
+                        help='folder holding MMRazor\'s package for its '
+                        'peer rows, which are skipped when it does not '
+                        'import (default: ../shared/peers/mmrazor-90c7af1 '
+                        'beside the repository)')
     parser.add_argument('--threads', type=int,
                         help='torch CPU threads; 1 is several times faster '
                         'on a CPU shared with other jobs (default: torch '
@@ -584,22 +663,24 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
                 schedule[key] = getattr(args, key)
     start = time.time()
     os.makedirs(args.out, exist_ok=True)
+    methods, skipped = split_peer_rows(args.methods, args.peers_path)
 
     def write_outputs(rows: List[Dict], curves: Dict) -> str:
         """The outputs so far: an interrupted run leaves its finished
         methods (and names the others) in ``--out``."""
         done = {(r['suite'], r['method']) for r in rows}
-        missing = [f'{t}:{m}' for t, m in args.methods if (t, m) not in done]
+        missing = [f'{t}:{m}' for t, m in methods if (t, m) not in done]
         with open(osp.join(args.out, 'benchmarks.json'), 'w') as f:
             json.dump(rows, f, indent=2)
         report = format_markdown(rows, schedules, command,
-                                 time.time() - start, missing)
+                                 time.time() - start, missing, skipped)
         with open(osp.join(args.out, 'benchmarks.md'), 'w') as f:
             f.write(report)
-        plot(rows, curves, args.out)
+        if rows:
+            plot(rows, curves, args.out)
         return report
 
-    rows, curves = run_benchmark(args.methods, args.seeds, schedules,
+    rows, curves = run_benchmark(methods, args.seeds, schedules,
                                  args.work_dir, args.progress_interval,
                                  write_outputs)
     print('\n' + write_outputs(rows, curves), flush=True)

@@ -1,0 +1,305 @@
+"""R-CNN head terms: the teacher's RoI head scores the student's RoIs.
+
+A two-stage detector's second stage classifies and refines *sampled
+proposals*, which differ between models and steps, so its outputs cannot
+be compared position by position as a dense head's can. Chen et al.
+(NeurIPS 2017) let the teacher's R-CNN head score the *student's* sampled
+RoIs: the same boxes, pooled from the teacher's own features.
+
+:class:`RoIHeadTerm` takes what the student computed in its own loss from
+one method-call record, the student ``roi_head``'s
+``bbox_head.loss_and_target`` call (``StandardRoIHead.bbox_loss`` makes
+it once a step): the sampled RoIs, the student's class scores and box
+deltas on them and their targets (labels, label weights, encoded box
+targets). No second sampler run, no head subclassing, the user's config
+unchanged. The teacher runs as deep as its features (``neck``); the term
+then runs the teacher ``roi_head``'s ``_bbox_forward`` (RoI extractor,
+shared head if any, box head) on those RoIs under ``no_grad`` — never the
+teacher's RPN loss or any loss. Both sides' outputs are gathered in
+:class:`RoIPredictions`, once a step for all terms reading them.
+
+Supported: RoI heads whose ``bbox_head`` is one ``BBoxHead`` trained
+through ``loss_and_target`` (``StandardRoIHead`` and its subclasses:
+Faster, Mask R-CNN...); a cascade's list of box heads is an error at build.
+"""
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmdet.models.roi_heads.bbox_heads import BBoxHead
+from mmengine.structures import BaseDataElement
+from torch import Tensor
+
+from ..distillers.teacher import teacher_autocast
+from ..losses.base import DistillTerm, as_levels
+from ..recorders import MethodCalls, require_module
+from .views import bind_call
+
+#: the student ``roi_head`` method recorded (a method of its submodule)
+LOSS_AND_TARGET = 'bbox_head.loss_and_target'
+
+
+@dataclass
+class RoIPredictions:
+    """Both models' R-CNN outputs on the student's sampled RoIs.
+
+    Args:
+        rois: (N, 5) ``(image index, x1, y1, x2, y2)`` sampled RoIs of the
+            batch, in the student's sampling order.
+        cls_student: (N, C + 1) student class logits (background last).
+        cls_teacher: (N, C + 1) the teacher's on the same RoIs, detached.
+        reg_student: (N, 4) the student's box deltas for each RoI's label
+            (its only ones for class-agnostic heads; label 0's for
+            background RoIs, which regression terms leave out).
+        reg_teacher: (N, 4) the teacher's, the same way, detached.
+        labels: (N,) the student's labels, ``num_classes`` for background.
+        label_weights: (N,) classification weights (0: not counted).
+        target_deltas: (N, 4) regression targets in the student's box
+            coder's encoding (meaningful at positives).
+        num_classes: foreground classes.
+        use_sigmoid: whether the heads classify with sigmoids.
+        student_head: the student's ``bbox_head`` (this step).
+        teacher_head: the teacher's ``bbox_head``.
+    """
+    rois: Tensor
+    cls_student: Tensor
+    cls_teacher: Tensor
+    reg_student: Tensor
+    reg_teacher: Tensor
+    labels: Tensor
+    label_weights: Tensor
+    target_deltas: Tensor
+    num_classes: int
+    use_sigmoid: bool
+    student_head: nn.Module
+    teacher_head: nn.Module
+
+    @property
+    def pos(self) -> Tensor:
+        """(N,) bool: RoIs the student assigned to an object."""
+        return (self.labels >= 0) & (self.labels < self.num_classes)
+
+    @property
+    def valid(self) -> Tensor:
+        """(N,) bool: RoIs the classification loss counts."""
+        return self.label_weights > 0
+
+    @property
+    def num_rois(self) -> int:
+        """The sampled RoIs: the normaliser of the head's own box loss."""
+        return self.rois.shape[0]
+
+
+def class_deltas(bbox_pred: Tensor, labels: Tensor,
+                 num_classes: int) -> Tensor:
+    """(N, 4) each row's deltas for its label from (N, 4) class-agnostic
+    or (N, 4 * num_classes) per-class predictions (background rows take
+    class 0's)."""
+    if bbox_pred.shape[1] == 4:
+        return bbox_pred
+    index = labels.clamp(max=num_classes - 1).long()
+    rows = torch.arange(bbox_pred.shape[0], device=bbox_pred.device)
+    return bbox_pred.reshape(-1, num_classes, 4)[rows, index]
+
+
+def coder_settings(coder: Any) -> dict:
+    """The type and plain settings (means, stds, clips) of a box coder."""
+    plain = (int, float, bool, str, tuple, list)
+    return dict(type=type(coder).__name__,
+                **{key: value for key, value in vars(coder).items()
+                   if isinstance(value, plain)})
+
+
+class RoIHeadTerm(DistillTerm):
+    """A term computed from both models' R-CNN outputs on the student's RoIs.
+
+    Reads the student ``roi_head``'s ``bbox_head.loss_and_target`` call of
+    the step (its sampled RoIs, outputs and targets) and the teacher's
+    features at ``teacher_features`` (``'neck'``: what its RoI extractor
+    pools from), then runs the teacher's ``_bbox_forward`` on the same RoIs
+    under ``no_grad`` (see :mod:`mmkd.heads.roi`). At build time the box
+    heads must agree on the classes, the classifier (softmax or sigmoid)
+    and the box coder, so that scores and deltas compare like with like.
+    Subclasses implement :meth:`loss`.
+
+    Args:
+        roi_head: path of the student's RoI head. Default ``'roi_head'``.
+        teacher_roi_head: the teacher's; defaults to ``roi_head``.
+        teacher_features: the teacher module whose output its RoI head
+            pools from. Default ``'neck'``.
+        loss_weight: the loss is multiplied by it.
+        warmup_iters: the term is off for the first N iterations.
+    """
+
+    def __init__(self,
+                 roi_head: str = 'roi_head',
+                 teacher_roi_head: Optional[str] = None,
+                 teacher_features: str = 'neck',
+                 loss_weight: float = 1.0,
+                 warmup_iters: int = 0) -> None:
+        paths = (roi_head, teacher_roi_head or roi_head, teacher_features)
+        if not all(isinstance(path, str) and path for path in paths):
+            raise TypeError(
+                'roi_head, teacher_roi_head and teacher_features are module '
+                f'paths such as "roi_head" and "neck"; got {paths!r}.')
+        super().__init__(
+            student=dict(path=roi_head, record='calls',
+                         methods=(LOSS_AND_TARGET, )),
+            teacher=teacher_features,
+            loss_weight=loss_weight, warmup_iters=warmup_iters)
+        self.teacher_roi_head_path = teacher_roi_head or roi_head
+        self.teacher_autocast: Union[bool, torch.dtype] = False
+        object.__setattr__(self, 'teacher', None)
+
+    # -- building -----------------------------------------------------------
+    def bind_teacher(self, teacher: nn.Module,
+                     autocast: Union[bool, torch.dtype] = False) -> None:
+        """Keep the teacher (hidden from ``state_dict``; the whole model,
+        so that the distiller's deep copies share it) and check its RoI
+        head."""
+        roi_head = require_module(dict(teacher.named_modules()),
+                                  self.teacher_roi_head_path, 'teacher',
+                                  self.name)
+        self._check_roi_head(roi_head, 'teacher')
+        object.__setattr__(self, 'teacher', teacher)
+        self.teacher_autocast = autocast
+
+    @property
+    def teacher_roi_head(self) -> nn.Module:
+        """The teacher's RoI head (after :meth:`bind_teacher`)."""
+        if self.teacher is None:
+            raise RuntimeError(
+                f'Term {self.name!r} ({type(self).__name__}) runs the '
+                'teacher\'s RoI head: build it inside mmkd.Distiller, which '
+                'binds the teacher.')
+        return self.teacher.get_submodule(self.teacher_roi_head_path)
+
+    def _check_roi_head(self, roi_head: nn.Module, side: str) -> None:
+        head = getattr(roi_head, 'bbox_head', None)
+        if not isinstance(head, BBoxHead) or \
+                not callable(getattr(roi_head, '_bbox_forward', None)):
+            raise TypeError(
+                f'Term {self.name!r} ({type(self).__name__}): the {side} '
+                f'RoI head ({type(roi_head).__name__}) needs one BBoxHead '
+                'as bbox_head and a _bbox_forward(x, rois) method, as '
+                'StandardRoIHead has; got bbox_head '
+                f'{type(head).__name__}. Cascade heads (a list of box '
+                'heads) are not supported.')
+        if getattr(head, 'custom_cls_channels', False):
+            raise TypeError(
+                f'Term {self.name!r}: the {side} box head\'s loss_cls '
+                f'({type(head.loss_cls).__name__}) has custom class '
+                'channels; the term compares plain class logits.')
+
+    def parse_record(self, value: Any, side: str) -> Any:
+        if side == 'teacher':
+            return as_levels(value, side, self.name)
+        if not isinstance(value, MethodCalls):
+            raise TypeError(f'Term {self.name!r}: the student record is a '
+                            f'{type(value).__name__}, not method calls.')
+        return value
+
+    def setup(self, student_calls: MethodCalls, teacher_levels: List[Tensor],
+              student_model: nn.Module) -> None:
+        """Check the two box heads compare like with like."""
+        call = self._student_call(student_calls)
+        self._check_roi_head(require_module(
+            dict(student_model.named_modules()), self.student_spec.path,
+            'student', self.name), 'student')
+        student, teacher = call.owner, self.teacher_roi_head.bbox_head
+        mine = dict(num_classes=student.num_classes,
+                    use_sigmoid=student.loss_cls.use_sigmoid,
+                    bbox_coder=coder_settings(student.bbox_coder))
+        theirs = dict(num_classes=teacher.num_classes,
+                      use_sigmoid=teacher.loss_cls.use_sigmoid,
+                      bbox_coder=coder_settings(teacher.bbox_coder))
+        diff = [f'{key}: student {mine[key]!r}, teacher {theirs[key]!r}'
+                for key in mine if mine[key] != theirs[key]]
+        if diff:
+            raise ValueError(
+                f'Term {self.name!r}: the teacher\'s R-CNN box head does not '
+                'score RoIs like the student\'s, so their outputs cannot be '
+                f'compared; differs: {"; ".join(diff)}.')
+
+    # -- collecting -----------------------------------------------------------
+    def _student_call(self, calls: MethodCalls):
+        try:
+            return calls.last(LOSS_AND_TARGET)
+        except KeyError as err:
+            raise RuntimeError(
+                f'Term {self.name!r}: the student RoI head '
+                f'{self.student_spec.path!r} did not call '
+                f'{LOSS_AND_TARGET}() in its loss: {err}') from err
+
+    def collect(self, student_calls: MethodCalls,
+                teacher_levels: Sequence[Tensor]) -> RoIPredictions:
+        """Both models' outputs on the student's RoIs, computed once a step
+        for every term reading them (kept with the student's record)."""
+        call = self._student_call(student_calls)
+        key = ('roi_predictions', self.teacher_roi_head_path,
+               id(teacher_levels[0]))
+        if key not in call.cache:
+            call.cache[key] = self._collect(call, teacher_levels)
+        return call.cache[key]
+
+    def _collect(self, call, teacher_levels: Sequence[Tensor]
+                 ) -> RoIPredictions:
+        args = bind_call(call)
+        if args.get('concat', True) is False:
+            raise RuntimeError(
+                f'Term {self.name!r}: the student RoI head computed its box '
+                'targets per image (concat=False); the term reads the '
+                'batch\'s concatenated targets.')
+        head = call.owner
+        rois, cls_s, reg_s = args['rois'], args['cls_score'], \
+            args['bbox_pred']
+        labels, label_weights, bbox_targets = call.result['bbox_targets'][:3]
+        with torch.no_grad(), teacher_autocast(rois.device.type,
+                                               self.teacher_autocast):
+            out = self.teacher_roi_head._bbox_forward(
+                tuple(teacher_levels), rois.detach())
+        cls_t, reg_t = out['cls_score'], out['bbox_pred']
+        if cls_t.shape != cls_s.shape:
+            raise ValueError(
+                f'Term {self.name!r}: the teacher scores the {len(rois)} '
+                f'RoIs as {tuple(cls_t.shape)}, the student as '
+                f'{tuple(cls_s.shape)}.')
+        num_classes = head.num_classes
+        pos = (labels >= 0) & (labels < num_classes)
+        return RoIPredictions(
+            rois=rois,
+            cls_student=cls_s,
+            cls_teacher=cls_t.detach().to(cls_s.dtype),
+            reg_student=class_deltas(reg_s, labels, num_classes),
+            reg_teacher=class_deltas(reg_t.detach().to(reg_s.dtype), labels,
+                                     num_classes),
+            labels=labels,
+            label_weights=label_weights,
+            target_deltas=self._target_deltas(head, rois, bbox_targets,
+                                              pos),
+            num_classes=num_classes,
+            use_sigmoid=head.loss_cls.use_sigmoid,
+            student_head=head,
+            teacher_head=self.teacher_roi_head.bbox_head)
+
+    @staticmethod
+    def _target_deltas(head: nn.Module, rois: Tensor, bbox_targets: Tensor,
+                       pos: Tensor) -> Tensor:
+        """The targets in the coder's encoding: as stored, or (heads with
+        ``reg_decoded_bbox``, which store gt boxes) encoded; negatives'
+        boxes are replaced by their RoI so the encoding stays finite."""
+        if not head.reg_decoded_bbox:
+            return bbox_targets
+        boxes = torch.where(pos[:, None], bbox_targets,
+                            rois[:, 1:].to(bbox_targets.dtype))
+        return head.bbox_coder.encode(rois[:, 1:], boxes)
+
+    def compute(self, student_calls: MethodCalls,
+                teacher_levels: List[Tensor],
+                data_samples: Sequence[BaseDataElement]) -> Tensor:
+        return self.loss(self.collect(student_calls, teacher_levels))
+
+    def loss(self, preds: RoIPredictions) -> Tensor:
+        """The unweighted loss from both models' outputs on the RoIs."""
+        raise NotImplementedError
