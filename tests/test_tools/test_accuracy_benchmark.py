@@ -123,7 +123,15 @@ def test_detection_base_configs_are_the_demo_models():
         assert json.loads(json.dumps(cfg.model.to_dict())) == expected
 
 
-@pytest.mark.parametrize('key', list(accuracy.METHODS))
+# MMRazor's own algorithms: built by test_mmrazor_rows_* below, where
+# MMRazor imports (and their skipping tested where it does not)
+MMRAZOR_ROWS = {('det', 'mmrazor_cwd'): ('det', 'cwd'),
+                ('det', 'mmrazor_pkd'): ('det', 'pkd'),
+                ('det', 'mmrazor_fpn_imitation'): ('det', 'feature_imitation')}
+
+
+@pytest.mark.parametrize(
+    'key', [k for k in accuracy.METHODS if k not in MMRAZOR_ROWS])
 def test_bench_configs_build_with_a_random_teacher(key, tmp_path):
     suite, _ = key
     teacher_cfg = Config.fromfile(accuracy.SUITES[suite]['teacher'])
@@ -145,3 +153,165 @@ def test_bench_configs_build_with_a_random_teacher(key, tmp_path):
         model = MODELS.build(model_cfg)
     assert type(model).__name__ == 'Distiller'
     assert model.teacher is not None
+
+
+def test_mmrazor_rows_are_the_manifest_peer_rows_with_our_settings():
+    """Each MMRazor row: the suite's student and teacher, one 1x1 linear
+    connector and one loss per FPN level, our row's weight and tau."""
+    assert {k for k in accuracy.METHODS if 'mmrazor' in k[1]} == \
+        set(MMRAZOR_ROWS)
+    student = Config.fromfile(accuracy.SUITES['det']['student']).model
+    teacher = Config.fromfile(accuracy.SUITES['det']['teacher']).model
+    for key, ours_key in MMRAZOR_ROWS.items():
+        peer = Config.fromfile(
+            osp.join(accuracy.BENCH, accuracy.METHODS[key]),
+            import_custom_modules=False)
+        ours = Config.fromfile(
+            osp.join(accuracy.BENCH, accuracy.METHODS[ours_key]),
+            import_custom_modules=False).model.distill.fpn
+        assert peer.custom_imports.imports == ['mmrazor.models']
+        model = peer.model.to_dict()
+        assert (model['_scope_'], model['type']) == \
+            ('mmrazor', 'FpnTeacherDistill')
+        assert model['architecture'].pop('_scope_') == 'mmdet'
+        assert model['teacher'].pop('_scope_') == 'mmdet'
+        assert model['architecture'] == student.to_dict()
+        assert model['teacher'] == teacher.to_dict()
+        distiller = model['distiller']
+        for recorders in ('student_recorders', 'teacher_recorders'):
+            assert distiller[recorders] == dict(
+                fpn=dict(type='ModuleOutputs', source='neck'))
+        assert list(distiller['connectors'].values()) == [dict(
+            type='ConvModuleConnector', in_channel=32, out_channel=64,
+            act_cfg=None)] * 3
+        losses = list(distiller['distill_losses'].values())
+        assert len(losses) == 3 and all(loss == losses[0] for loss in losses)
+        assert losses[0]['loss_weight'] == ours.loss_weight
+        if ours.type == 'ChannelWiseKD':
+            assert losses[0]['tau'] == ours.temperature
+        if ours.type == 'FeatureImitation':  # element mean, as 'mean'
+            assert (losses[0]['normalize'], losses[0]['div_element']) == \
+                (False, True)
+            assert ours.get('normalize', 'mean') == 'mean'
+        levels = [[(r['data_idx'], r.get('connector')) for r in m.values()]
+                  for m in distiller['loss_forward_mappings'].values()]
+        assert sorted(levels) == [[(i, f's_fpn{i}'), (i, None)]
+                                  for i in range(3)]
+
+
+def _hide_mmrazor(monkeypatch):
+    """Make ``import mmrazor...`` fail for the rest of the test."""
+    for name in [m for m in sys.modules if m.split('.')[0] == 'mmrazor']:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, 'mmrazor', None)
+
+
+@pytest.mark.parametrize('key', list(MMRAZOR_ROWS))
+def test_mmrazor_rows_compute_our_losses_or_are_skipped(key, tmp_path,
+                                                        monkeypatch):
+    """Where MMRazor imports (../shared/peers), its model and ours, given
+    the same weights and batch, give the same task and distill losses (PKD:
+    ours x (1 - 1/(N*H*W)) per level, MMRazor's sample std); where it does
+    not (a clean clone), the harness names it as the reason to skip."""
+    monkeypatch.setattr(sys, 'path', list(sys.path))
+    path = osp.join(accuracy.BENCH, accuracy.METHODS[key])
+    reason = accuracy.peer_import_error(path, accuracy.PEERS_PATH)
+    if reason is not None:  # the path a clean clone takes
+        assert not osp.isdir(osp.join(accuracy.PEERS_PATH, 'mmrazor'))
+        assert 'mmrazor.models is not importable' in reason
+        assert '--peers-path' in reason
+        return
+    import torch
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    from mmkd.losses.pearson import pearson_feature_loss
+    teacher_cfg = Config.fromfile(accuracy.SUITES['det']['teacher'])
+    ckpt = save_teacher(teacher_cfg.model.to_dict(),
+                        str(tmp_path / 't.pth'), 'mmdet')
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        ours = MODELS.build(accuracy.distill_model(
+            osp.join(accuracy.BENCH, accuracy.METHODS[MMRAZOR_ROWS[key]]),
+            ckpt))
+        peer = MODELS.build(accuracy.distill_model(path, ckpt))
+    assert type(peer).__name__ == 'FpnTeacherDistill'
+    assert not any(p.requires_grad for p in peer.teacher.parameters())
+    for a, b in zip(ours.teacher.state_dict().values(),
+                    peer.teacher.state_dict().values()):
+        assert torch.equal(a, b)  # the checkpoint the harness filled in
+    peer.architecture.load_state_dict(ours.student.state_dict())
+    adaptors = ours.distill_terms.fpn.adaptors
+    for i, adaptor in enumerate(adaptors):
+        peer.distiller.connectors[f's_fpn{i}'].conv_module.conv \
+            .load_state_dict(adaptor.conv.conv.state_dict())
+    torch.manual_seed(1)
+    inputs = torch.randn(2, 3, 128, 128)
+    samples = []
+    for _ in range(2):
+        sample = DetDataSample(metainfo=dict(
+            img_shape=(128, 128), pad_shape=(128, 128),
+            batch_input_shape=(128, 128)))
+        sample.gt_instances = InstanceData(
+            bboxes=torch.tensor([[10., 20., 50., 70.],
+                                 [60., 60., 100., 110.]]),
+            labels=torch.tensor([1, 7]))
+        samples.append(sample)
+    ours.train()
+    peer.train()
+    with torch.no_grad():
+        ours_losses = ours.loss(inputs, samples)
+        peer_losses = peer.loss(inputs, samples)
+    for name in ('loss_cls', 'loss_bbox', 'loss_dfl'):
+        assert float(sum(peer_losses[f'student.{name}'])) == \
+            pytest.approx(float(sum(ours_losses[name])), rel=1e-5)
+    peer_levels = [v for k, v in peer_losses.items()
+                   if k.startswith('distill.')]
+    assert len(peer_levels) == 3
+    if key[1] != 'mmrazor_pkd':
+        assert float(sum(peer_levels)) == pytest.approx(
+            float(ours_losses['loss_distill_fpn']), rel=1e-5)
+        return
+    with torch.no_grad():
+        s_levels = ours.student.extract_feat(inputs)
+        t_levels = ours.teacher.extract_feat(inputs)
+        ours_levels = [10 * pearson_feature_loss(adaptor(s), t) for
+                       adaptor, s, t in zip(adaptors, s_levels, t_levels)]
+    assert float(sum(ours_levels)) == pytest.approx(
+        float(ours_losses['loss_distill_fpn']), rel=1e-5)
+    for p, o, t in zip(peer_levels, ours_levels, t_levels):
+        n = t.numel() // t.shape[1]  # N*H*W: 512, 128, 32
+        assert float(p) == pytest.approx(float(o) * (1 - 1 / n), rel=1e-4)
+
+
+def test_peer_rows_are_skipped_when_mmrazor_does_not_import(
+        tmp_path, monkeypatch, capsys, runner_state_restored):
+    """With MMRazor unimportable, its rows are skipped with the reason
+    (console and table) and the other rows still run."""
+    monkeypatch.setattr(sys, 'path', list(sys.path))
+    _hide_mmrazor(monkeypatch)
+    out = tmp_path / 'docs'
+    rows = accuracy.main([
+        '--quick', '--methods', 'det:feature_imitation,det:mmrazor_cwd',
+        '--seeds', '0', '--out', str(out), '--work-dir',
+        str(tmp_path / 'work'), '--peers-path', str(tmp_path / 'absent')])
+    assert [(r['suite'], r['method']) for r in rows] == \
+        [('det', 'feature_imitation')]
+    assert json.loads((out / 'benchmarks.json').read_text()) == rows
+    table = (out / 'benchmarks.md').read_text()
+    assert '| det | feature_imitation | AP |' in table
+    assert '| det | mmrazor_cwd |' not in table
+    assert '**Skipped**: det:mmrazor_cwd: mmrazor.models is not ' \
+        'importable' in table
+    assert str(tmp_path / 'absent') in table
+    assert 'not run yet' not in table
+    assert '[det] mmrazor_cwd: skipped, mmrazor.models is not importable' \
+        in capsys.readouterr().out
+    # only the skipped rows chosen: a table naming them, no plot
+    accuracy.main(['--quick', '--methods', 'det:mmrazor_pkd', '--seeds',
+                   '0', '--out', str(tmp_path / 'none'), '--work-dir',
+                   str(tmp_path / 'work'), '--peers-path',
+                   str(tmp_path / 'absent')])
+    assert '**Skipped**: det:mmrazor_pkd' in \
+        (tmp_path / 'none' / 'benchmarks.md').read_text()
+    assert json.loads(
+        (tmp_path / 'none' / 'benchmarks.json').read_text()) == []
