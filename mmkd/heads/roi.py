@@ -98,7 +98,7 @@ def class_deltas(bbox_pred: Tensor, labels: Tensor,
     class 0's)."""
     if bbox_pred.shape[1] == 4:
         return bbox_pred
-    index = labels.clamp(max=num_classes - 1).long()
+    index = torch.where(labels < num_classes, labels, 0).long()
     rows = torch.arange(bbox_pred.shape[0], device=bbox_pred.device)
     return bbox_pred.reshape(-1, num_classes, 4)[rows, index]
 
