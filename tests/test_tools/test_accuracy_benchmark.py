@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import REPO, save_teacher
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.registry import MODELS, DefaultScope
 
 sys.path.insert(0, osp.join(REPO, 'tools', 'benchmark'))
@@ -136,10 +136,11 @@ def test_bench_configs_build_with_a_random_teacher(key, tmp_path):
     suite, _ = key
     teacher_cfg = Config.fromfile(accuracy.SUITES[suite]['teacher'])
     scope = teacher_cfg.default_scope
-    ckpt = save_teacher(teacher_cfg.model.to_dict(),
-                        str(tmp_path / 't.pth'), scope)
-    model_cfg = accuracy.distill_model(
-        osp.join(accuracy.BENCH, accuracy.METHODS[key]), ckpt)
+    # ConfigDicts, as the Runner gives them (two-stage detectors read
+    # train_cfg.rpn as an attribute)
+    ckpt = save_teacher(teacher_cfg.model, str(tmp_path / 't.pth'), scope)
+    model_cfg = ConfigDict(accuracy.distill_model(
+        osp.join(accuracy.BENCH, accuracy.METHODS[key]), ckpt))
     if 'teacher_ckpt' in model_cfg:  # a peer's own model (mmdet's LD)
         assert model_cfg['teacher_ckpt'] == ckpt
         with DefaultScope.overwrite_default_scope(scope):
