@@ -19,6 +19,11 @@ build time. Writing a new term is writing its loss::
                 min=1)
 
     distill = dict(mine=dict(type='MyHeadKD', head='bbox_head'))
+
+Two-stage detectors: the RPN is a dense head (``head='rpn_head'``); the
+R-CNN head's terms (:class:`RoIHeadTerm`, :mod:`.roi`) read the student's
+sampled RoIs from its ``roi_head.bbox_head.loss_and_target`` call and let
+the teacher's R-CNN head score those same RoIs on its own features.
 """
 from .predictions import DensePredictions
 from .roi import RoIHeadTerm, RoIPredictions

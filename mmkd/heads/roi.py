@@ -103,6 +103,11 @@ def class_deltas(bbox_pred: Tensor, labels: Tensor,
     return bbox_pred.reshape(-1, num_classes, 4)[rows, index]
 
 
+def uses_sigmoid(head: nn.Module) -> bool:
+    """Whether a box head classifies with per-class sigmoids."""
+    return bool(getattr(head.loss_cls, 'use_sigmoid', False))
+
+
 def coder_settings(coder: Any) -> dict:
     """The type and plain settings (means, stds, clips) of a box coder."""
     plain = (int, float, bool, str, tuple, list)
@@ -209,10 +214,10 @@ class RoIHeadTerm(DistillTerm):
             'student', self.name), 'student')
         student, teacher = call.owner, self.teacher_roi_head.bbox_head
         mine = dict(num_classes=student.num_classes,
-                    use_sigmoid=student.loss_cls.use_sigmoid,
+                    use_sigmoid=uses_sigmoid(student),
                     bbox_coder=coder_settings(student.bbox_coder))
         theirs = dict(num_classes=teacher.num_classes,
-                      use_sigmoid=teacher.loss_cls.use_sigmoid,
+                      use_sigmoid=uses_sigmoid(teacher),
                       bbox_coder=coder_settings(teacher.bbox_coder))
         diff = [f'{key}: student {mine[key]!r}, teacher {theirs[key]!r}'
                 for key in mine if mine[key] != theirs[key]]
@@ -279,7 +284,7 @@ class RoIHeadTerm(DistillTerm):
             target_deltas=self._target_deltas(head, rois, bbox_targets,
                                               pos),
             num_classes=num_classes,
-            use_sigmoid=head.loss_cls.use_sigmoid,
+            use_sigmoid=uses_sigmoid(head),
             student_head=head,
             teacher_head=self.teacher_roi_head.bbox_head)
 
