@@ -5,11 +5,17 @@
 the student's and the teacher's raw class and box outputs and the student's
 own assignment of this step, as its head computed it in its loss.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, List, Optional, Union
 
+import torch
 import torch.nn as nn
 from torch import Tensor
+
+#: the fields that hold one row per prior
+PRIOR_FIELDS = ('cls_student', 'cls_teacher', 'reg_student', 'reg_teacher',
+                'priors', 'strides', 'labels', 'label_weights',
+                'bbox_targets')
 
 
 @dataclass
@@ -38,7 +44,7 @@ class DensePredictions:
         student_head: the student's head module (this step).
         teacher_head: the teacher's head module.
         cache: what terms derive from these predictions once a step and
-            share (e.g. LD's per-edge divergence, used by both regions).
+            share (e.g. LD's valuable localization region).
     """
     cls_student: Tensor
     cls_teacher: Tensor
@@ -72,6 +78,29 @@ class DensePredictions:
     def valid(self) -> Tensor:
         """(N,) bool: priors the head's classification loss counts."""
         return self.label_weights > 0
+
+    def select(self, mask: Tensor) -> 'DensePredictions':
+        """The predictions of the priors where ``mask`` (N,) is true.
+
+        A term whose loss counts a few priors (the positives, a region)
+        computes it on those rows only: the values and gradients are the
+        ones of the full computation masked, at a fraction of its cost.
+        Decoding and encoding still work on the selection; regions, which
+        need the whole batch's priors, do not (compute them first). On a
+        GPU the selection waits for the mask (one host synchronisation).
+
+        Args:
+            mask: (N,) bool over this batch's priors.
+        """
+        if mask.dtype != torch.bool or mask.shape != self.labels.shape:
+            raise ValueError(
+                f'select() takes a bool mask of shape '
+                f'{tuple(self.labels.shape)}, got {mask.dtype} '
+                f'{tuple(mask.shape)}.')
+        index = mask.nonzero().squeeze(1)
+        rows = {name: getattr(self, name).index_select(0, index)
+                for name in PRIOR_FIELDS}
+        return replace(self, **rows, level_sizes=[], cache={})
 
     def boxes(self, side: str = 'student') -> Tensor:
         """(N, 4) decoded ``xyxy`` boxes in pixels of one side."""

@@ -9,14 +9,15 @@
   ``[low * t, t)``, ``t`` the ATSS threshold of that box (mean + std of the
   IoU of its candidates, the ``topk`` priors per level closest to its
   centre). The head's assigner computes ``t`` but does not return it, so
-  this region is the one thing recomputed (on the device, per image, no
-  host round trip).
+  this region is the one thing recomputed (on the device, for the whole
+  batch at once, no host round trip).
 """
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence, Tuple
 
 import torch
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
 from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
 
 from .predictions import DensePredictions
 
@@ -32,58 +33,79 @@ def check_region(region: str, term: str = '') -> str:
 
 def pairwise_diou(boxes: Tensor, gts: Tensor, eps: float = 1e-6,
                   iou: Optional[Tensor] = None) -> Tensor:
-    """(P, G) distance-IoU: IoU minus the squared centre distance over the
-    squared diagonal of the smallest enclosing box (``iou``: the (P, G)
-    IoU when already computed)."""
+    """(..., P, G) distance-IoU of boxes (..., P, 4) and gts (..., G, 4):
+    IoU minus the squared centre distance over the squared diagonal of the
+    smallest enclosing box (``iou``: the (..., P, G) IoU when already
+    computed)."""
     if iou is None:
         iou = bbox_overlaps(boxes, gts)
-    centre_b = (boxes[:, None, :2] + boxes[:, None, 2:]) / 2
-    centre_g = (gts[None, :, :2] + gts[None, :, 2:]) / 2
+    boxes, gts = boxes[..., :, None, :], gts[..., None, :, :]
+    centre_b = (boxes[..., :2] + boxes[..., 2:]) / 2
+    centre_g = (gts[..., :2] + gts[..., 2:]) / 2
     rho2 = ((centre_b - centre_g)**2).sum(-1)
-    lt = torch.min(boxes[:, None, :2], gts[None, :, :2])
-    rb = torch.max(boxes[:, None, 2:], gts[None, :, 2:])
+    lt = torch.min(boxes[..., :2], gts[..., :2])
+    rb = torch.max(boxes[..., 2:], gts[..., 2:])
     c2 = ((rb - lt)**2).sum(-1) + eps
     return iou - rho2 / c2
 
 
 def atss_thresholds(priors: Tensor, gts: Tensor, level_sizes: Sequence[int],
                     topk: int, iou: Optional[Tensor] = None) -> Tensor:
-    """(G,) mean + std of the IoU of each gt box's ATSS candidates, as
-    mmdet's ``ATSSAssigner`` computes them (unbiased std); ``iou``: the
-    (P, G) IoU when already computed."""
-    centre_p = (priors[:, :2] + priors[:, 2:]) / 2
-    centre_g = (gts[:, :2] + gts[:, 2:]) / 2
+    """(..., G) mean + std of the IoU of each gt box's ATSS candidates, as
+    mmdet's ``ATSSAssigner`` computes them (unbiased std); priors
+    (..., P, 4), gts (..., G, 4) (leading dims: e.g. the images of a
+    batch); ``iou``: the (..., P, G) IoU when already computed."""
+    centre_p = (priors[..., :2] + priors[..., 2:]) / 2
+    centre_g = (gts[..., :2] + gts[..., 2:]) / 2
     distances = torch.cdist(centre_p, centre_g)
     candidates, start = [], 0
     for size in level_sizes:
         k = min(topk, size)
-        idx = distances[start:start + size].topk(k, dim=0, largest=False)[1]
+        idx = distances[..., start:start + size, :].topk(
+            k, dim=-2, largest=False)[1]
         candidates.append(idx + start)
         start += size
-    candidates = torch.cat(candidates)
+    candidates = torch.cat(candidates, -2)
     if iou is None:
         iou = bbox_overlaps(priors, gts)
-    overlaps = iou.gather(0, candidates)
-    return overlaps.mean(0) + overlaps.std(0)
+    overlaps = iou.gather(-2, candidates)
+    return overlaps.mean(-2) + overlaps.std(-2)
+
+
+def padded_gt_boxes(gt_instances: Sequence[Any],
+                    like: Tensor) -> Tuple[Tensor, Tensor]:
+    """The gt boxes of every image padded to the largest count: (B, G, 4)
+    boxes (padding: zeros) and the (B, G) bool mask of the real ones."""
+    boxes = [get_box_tensor(gt.bboxes).to(like).reshape(-1, 4)
+             for gt in gt_instances]
+    padded = pad_sequence(boxes, batch_first=True)
+    counts = torch.tensor([b.shape[0] for b in boxes], device=like.device)
+    present = torch.arange(padded.shape[1], device=like.device) < \
+        counts[:, None]
+    return padded, present
 
 
 def valuable_localization_region(preds: DensePredictions, topk: int = 9,
                                  low: float = 0.25) -> Tensor:
-    """(N,) bool: LD's valuable localization region (module docstring)."""
-    per_image = preds.priors.shape[0] // preds.num_images
-    priors = preds.priors.reshape(preds.num_images, per_image, 4)
-    region = []
-    for image, gt in enumerate(preds.gt_instances):
-        gts = get_box_tensor(gt.bboxes).to(priors.dtype)
-        if gts.shape[0] == 0:
-            region.append(priors.new_zeros(per_image, dtype=torch.bool))
-            continue
-        iou = bbox_overlaps(priors[image], gts)
-        thr = atss_thresholds(priors[image], gts, preds.level_sizes, topk,
-                              iou)
-        diou = pairwise_diou(priors[image], gts, iou=iou)
-        region.append(((diou >= low * thr) & (diou < thr)).any(1))
-    return torch.cat(region) & preds.valid & ~preds.pos
+    """(N,) bool: LD's valuable localization region (module docstring),
+    for every image of the batch at once (gt boxes padded)."""
+    images, per_image = preds.num_images, sum(preds.level_sizes)
+    if per_image * images != preds.priors.shape[0]:
+        raise ValueError(
+            f'The valuable localization region needs every prior of the '
+            f'batch ({images} images x {per_image} priors), got '
+            f'{preds.priors.shape[0]} rows: compute it before select().')
+    region = preds.priors.new_zeros(images, per_image, dtype=torch.bool)
+    priors = preds.priors.reshape(images, per_image, 4)
+    gts, present = padded_gt_boxes(preds.gt_instances, priors)
+    if gts.shape[1] > 0:
+        iou = bbox_overlaps(priors, gts)
+        thr = atss_thresholds(priors, gts, preds.level_sizes, topk,
+                              iou)[:, None]
+        diou = pairwise_diou(priors, gts, iou=iou)
+        band = (diou >= low * thr) & (diou < thr) & present[:, None]
+        region = band.any(-1)
+    return region.reshape(-1) & preds.valid & ~preds.pos
 
 
 def region_mask(preds: DensePredictions, region: str, topk: int = 9,

@@ -108,10 +108,11 @@ class HeadClassificationKD(DenseHeadTerm):
         self.temperature = temperature
 
     def loss(self, preds: DensePredictions) -> Tensor:
-        mask = region_mask(preds, self.region, assigner_topk(preds))
-        kd = softmax_kd(preds.cls_student, preds.cls_teacher,
+        rows = preds.select(region_mask(preds, self.region,
+                                        assigner_topk(preds)))
+        kd = softmax_kd(rows.cls_student, rows.cls_teacher,
                         self.temperature)
-        return (kd * mask).sum() / mask.sum().clamp(min=1)
+        return kd.sum() / max(kd.shape[0], 1)
 
 
 @MODELS.register_module()

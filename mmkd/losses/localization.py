@@ -120,16 +120,13 @@ class LocalizationDistillation(DenseHeadTerm):
         self.vlr_low = vlr_low
 
     def loss(self, preds: DensePredictions) -> Tensor:
-        mask = region_mask(preds, self.region, assigner_topk(preds),
-                           self.vlr_low)
-        key = ('ld', self.temperature)
-        if key not in preds.cache:  # shared by the main and VLR terms
-            score = preds.cls_student.detach().sigmoid().max(1)[0]
-            kl = distribution_kl(preds.reg_student, preds.reg_teacher,
-                                 preds.student_head.reg_max + 1,
-                                 self.temperature)
-            preds.cache[key] = kl.mean(1) * score
-        return (preds.cache[key] * mask).sum()
+        rows = preds.select(region_mask(preds, self.region,
+                                        assigner_topk(preds), self.vlr_low))
+        score = rows.cls_student.detach().sigmoid().max(1)[0]
+        kl = distribution_kl(rows.reg_student, rows.reg_teacher,
+                             preds.student_head.reg_max + 1,
+                             self.temperature)
+        return (kl.mean(1) * score).sum()
 
 
 @MODELS.register_module()
@@ -171,13 +168,12 @@ class TeacherBoundedRegression(DenseHeadTerm):
         self.margin = margin
 
     def loss(self, preds: DensePredictions) -> Tensor:
-        pos = preds.pos
-        target = preds.target_offsets().detach()
-        bounded = teacher_bounded_l2(preds.offsets('student'),
-                                     preds.offsets('teacher'), target,
+        pos = preds.select(preds.pos)
+        target = pos.target_offsets().detach()
+        bounded = teacher_bounded_l2(pos.offsets('student'),
+                                     pos.offsets('teacher'), target,
                                      self.margin)
-        bounded = torch.where(pos, bounded, bounded.new_zeros(()))
-        return bounded.sum() / pos.sum().clamp(min=1)
+        return bounded.sum() / max(bounded.shape[0], 1)
 
 
 @MODELS.register_module()
