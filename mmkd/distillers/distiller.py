@@ -143,7 +143,8 @@ class Distiller(BaseModel):
                            'student', name)
             require_module(teacher_modules, term.teacher_spec.path,
                            'teacher', name)
-            term.bind_teacher(self.teacher, self.teacher_autocast)
+            term.bind_models(self.student, self.teacher,
+                             self.teacher_autocast)
             terms[name] = term
         return terms
 

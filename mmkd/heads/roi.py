@@ -158,21 +158,23 @@ class RoIHeadTerm(DistillTerm):
         object.__setattr__(self, 'teacher', None)
 
     # -- building -----------------------------------------------------------
-    def bind_teacher(self, teacher: nn.Module,
-                     autocast: Union[bool, torch.dtype] = False) -> None:
-        """Keep the teacher (hidden from ``state_dict``; the whole model,
-        so that the distiller's deep copies share it) and check its RoI
-        head."""
-        roi_head = require_module(dict(teacher.named_modules()),
-                                  self.teacher_roi_head_path, 'teacher',
-                                  self.name)
-        self._check_roi_head(roi_head, 'teacher')
+    def bind_models(self, student: nn.Module, teacher: nn.Module,
+                    teacher_autocast: Union[bool, torch.dtype] = False
+                    ) -> None:
+        """Check both RoI heads; keep the teacher (hidden from
+        ``state_dict``; the whole model, so that the distiller's deep
+        copies share it)."""
+        for side, model, path in (
+                ('student', student, self.student_spec.path),
+                ('teacher', teacher, self.teacher_roi_head_path)):
+            self._check_roi_head(require_module(
+                dict(model.named_modules()), path, side, self.name), side)
         object.__setattr__(self, 'teacher', teacher)
-        self.teacher_autocast = autocast
+        self.teacher_autocast = teacher_autocast
 
     @property
     def teacher_roi_head(self) -> nn.Module:
-        """The teacher's RoI head (after :meth:`bind_teacher`)."""
+        """The teacher's RoI head (after :meth:`bind_models`)."""
         if self.teacher is None:
             raise RuntimeError(
                 f'Term {self.name!r} ({type(self).__name__}) runs the '
@@ -209,9 +211,6 @@ class RoIHeadTerm(DistillTerm):
               student_model: nn.Module) -> None:
         """Check the two box heads compare like with like."""
         call = self._student_call(student_calls)
-        self._check_roi_head(require_module(
-            dict(student_model.named_modules()), self.student_spec.path,
-            'student', self.name), 'student')
         student, teacher = call.owner, self.teacher_roi_head.bbox_head
         mine = dict(num_classes=student.num_classes,
                     use_sigmoid=uses_sigmoid(student),

@@ -68,16 +68,20 @@ class DistillTerm(nn.Module):
         (e.g. method calls of a head)."""
         return as_levels(value, side, self.name)
 
-    def bind_teacher(self, teacher: nn.Module,
-                     autocast: Union[bool, torch.dtype] = False) -> None:
-        """Called once at build time with the distiller's frozen teacher.
+    def bind_models(self, student: nn.Module, teacher: nn.Module,
+                    teacher_autocast: Union[bool, torch.dtype] = False
+                    ) -> None:
+        """Called once at build time, before any record is made, with the
+        student and the distiller's frozen teacher.
 
-        Terms that run teacher modules on student inputs (e.g. the
-        teacher's R-CNN head scoring the student's RoIs) keep it here,
-        outside their submodules (``object.__setattr__``), so it stays out
-        of ``state_dict()`` and the optimizer, and EMA deep copies share
-        it. ``autocast`` is the distiller's teacher autocast setting. The
-        default keeps nothing.
+        A term may check there the modules it reads (and fail with a
+        message naming itself), and a term that runs teacher modules on
+        student inputs (e.g. the teacher's R-CNN head scoring the
+        student's RoIs) keeps the teacher here, outside its submodules
+        (``object.__setattr__``), so it stays out of ``state_dict()`` and
+        the optimizer, and EMA deep copies share it. ``teacher_autocast``
+        is the distiller's teacher autocast setting. The default does
+        nothing.
         """
 
     def setup(self, student_levels: List[torch.Tensor],

@@ -226,14 +226,22 @@ def test_heads_that_score_differently_fail_at_build(tmp_path, det_scope):
         'teacher 20' in message and "'stds': [0.2, 0.2, 0.2, 0.2]" in message
 
 
-def test_cascade_teacher_fails_at_build(tmp_path, det_scope):
-    teacher = tiny(CASCADE, base=16, width=32, **{
+@pytest.mark.parametrize('side', ['student', 'teacher'])
+def test_cascade_heads_fail_at_build(side, tmp_path, det_scope):
+    widths = dict(student=(8, 16), teacher=(16, 32))
+    models = {name: tiny(base=base, width=width) for name, (base, width)
+              in widths.items()}
+    base, width = widths[side]
+    models[side] = tiny(CASCADE, base=base, width=width, **{
         f'roi_head.bbox_head.{i}.{k}': v for i in range(3)
-        for k, v in dict(in_channels=32, fc_out_channels=64).items()},
+        for k, v in dict(in_channels=width,
+                         fc_out_channels=2 * width).items()},
         **{f'train_cfg.rcnn.{i}.sampler.num': 32 for i in range(3)})
-    with pytest.raises(TypeError, match='Cascade heads .* not supported'):
+    with pytest.raises(TypeError, match=f"Term 'rcnn'.* {side} RoI head "
+                       r'\(CascadeRoIHead\).*Cascade heads .* not '
+                       'supported'):
         distiller(tmp_path, dict(rcnn=dict(
-            type='RoITeacherBoundedRegression')), teacher=teacher)
+            type='RoITeacherBoundedRegression')), **models)
 
 
 def test_unknown_teacher_roi_head_names_the_nearest(tmp_path, det_scope):
