@@ -137,6 +137,9 @@ METHODS = {
     'det/chen2017_neck-rpn-roi_digits_faster-rcnn_r18w32_r18w16.py',
     ('det_rcnn', 'feature_imitation'):
     'det/feature_imitation_neck_digits_faster-rcnn_r18w32_r18w16.py',
+    ('det_rcnn', 'soft_targets+bounded_regression'):
+    'det/soft-targets-bounded-regression_rpn-roi_digits_faster-rcnn_'
+    'r18w32_r18w16.py',
 }
 
 # Schedules per task: the full benchmark, sized for a shared 2-core CPU
