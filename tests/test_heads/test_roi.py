@@ -191,7 +191,14 @@ def test_rpn_terms_read_the_rpn_through_the_anchor_view(tmp_path,
 def test_mask_rcnn_students_keep_their_mask_branch(tmp_path, det_scope):
     model = distiller(tmp_path, RPN_AND_RCNN, student=tiny(MASK),
                       teacher=tiny(MASK, base=16, width=32))
-    losses = model.loss(*batch(model))
+    inputs, samples = batch(model)
+    torch.manual_seed(2)  # the samplers draw from the RNG
+    alone = model.student.loss(inputs, copy.deepcopy(samples))
+    torch.manual_seed(2)
+    losses = model.loss(inputs, samples)
+    # the student's own losses, mask branch included, are untouched
+    for key in ('loss_mask', 'loss_cls', 'loss_bbox'):
+        torch.testing.assert_close(losses[key], alone[key])
     assert torch.isfinite(losses['loss_mask']) and losses['loss_mask'] > 0
     for name in RPN_AND_RCNN:
         assert torch.isfinite(losses[f'loss_distill_{name}'])
