@@ -149,7 +149,7 @@ SCHEDULES = {
         det=dict(teacher_iters=800, student_iters=600, batch_size=16,
                  student_batch_size=8, num_train=2000, num_val=300,
                  num_workers=1),
-        seg=dict(teacher_iters=600, student_iters=300, batch_size=8,
+        seg=dict(teacher_iters=2000, student_iters=600, batch_size=8,
                  student_batch_size=8, num_train=2000, num_val=300,
                  num_workers=1)),
     'quick': dict(
