@@ -79,9 +79,8 @@ def padded_gt_boxes(gt_instances: Sequence[Any],
     boxes = [get_box_tensor(gt.bboxes).to(like).reshape(-1, 4)
              for gt in gt_instances]
     padded = pad_sequence(boxes, batch_first=True)
-    counts = torch.tensor([b.shape[0] for b in boxes], device=like.device)
-    present = torch.arange(padded.shape[1], device=like.device) < \
-        counts[:, None]
+    present = pad_sequence([b.new_ones(b.shape[0], dtype=torch.bool)
+                            for b in boxes], batch_first=True)
     return padded, present
 
 
