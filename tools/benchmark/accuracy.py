@@ -452,6 +452,10 @@ def _fmt(value: float, metric: str) -> str:
     return f'{value:.3f}' if metric.startswith('AP') else f'{value:.2f}'
 
 
+def _signed(value: float, metric: str) -> str:
+    return '+' * (value >= 0) + _fmt(value, metric)
+
+
 def _pm(values: Sequence[float], metric: str) -> str:
     mean, std = summarize(values)
     return f'{_fmt(mean, metric)} ± {_fmt(std, metric)}'
@@ -524,7 +528,7 @@ def format_markdown(rows: List[Dict], schedules: Dict[str, Dict[str, int]],
             f'{_fmt(row["teacher"], metric)} | '
             f'{_pm(row["student"], metric)} | '
             f'{_pm(row["distilled"], metric)} | '
-            f'{gain:+.3f} | {gap_closed(row):.0%} | {second_text} | '
+            f'{_signed(gain, metric)} | {gap_closed(row):.0%} | {second_text} | '
             f'{row.get("student_s_per_iter", float("nan")):.3f} → '
             f'{row["s_per_iter"]:.3f} | `{row["config"]}` |')
     if missing:
