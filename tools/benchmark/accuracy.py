@@ -500,7 +500,8 @@ def format_markdown(rows: List[Dict], schedules: Dict[str, Dict[str, int]],
             if any(r['task'] == task for r in rows)) +
         '; AdamW 2e-3, linear warm-up then cosine; seeds change '
         'initialisation and data order, the data are fixed',
-        '- suites (teacher → student, `configs/bench/_base_/`): ' + '; '.join(
+        '- suites (teacher → student, `configs/bench/_base_/`): ' +
+        '; '.join(
             f'{suite}: `{osp.basename(SUITES[suite]["teacher"])}` → '
             f'`{osp.basename(SUITES[suite]["student"])}`'
             for suite in dict.fromkeys(_suite(r) for r in rows)
@@ -528,7 +529,8 @@ def format_markdown(rows: List[Dict], schedules: Dict[str, Dict[str, int]],
             f'{_fmt(row["teacher"], metric)} | '
             f'{_pm(row["student"], metric)} | '
             f'{_pm(row["distilled"], metric)} | '
-            f'{_signed(gain, metric)} | {gap_closed(row):.0%} | {second_text} | '
+            f'{_signed(gain, metric)} | {gap_closed(row):.0%} | '
+            f'{second_text} | '
             f'{row.get("student_s_per_iter", float("nan")):.3f} → '
             f'{row["s_per_iter"]:.3f} | `{row["config"]}` |')
     if missing:
