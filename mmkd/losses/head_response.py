@@ -53,6 +53,28 @@ def weighted_soft_cross_entropy(student: Tensor, teacher: Tensor,
              F.log_softmax(student, 1)).sum(1)
 
 
+def check_soft_target_args(mu: float, background_weight: float,
+                           temperature: float) -> None:
+    """Refuse arguments outside Chen et al.'s soft-target recipe."""
+    if not 0 < mu <= 1 or background_weight < 0 or temperature <= 0:
+        raise ValueError(
+            'need 0 < mu <= 1, background_weight >= 0 and temperature '
+            f'> 0; got {mu}, {background_weight}, {temperature}.')
+
+
+def mixed_soft_target_loss(student: Tensor, teacher: Tensor, valid: Tensor,
+                           background_weight: float, use_sigmoid: bool,
+                           temperature: float, mu: float) -> Tensor:
+    """Chen et al.'s soft cross-entropy, averaged over the ``valid`` rows
+    and scaled by ``(1 - mu) / mu``: added to the head's own hard loss it
+    gives ``μ·L_hard + (1 − μ)·L_soft`` up to the factor ``1/μ``."""
+    soft = weighted_soft_cross_entropy(student, teacher, background_weight,
+                                       use_sigmoid, temperature)
+    soft = torch.where(valid, soft, soft.new_zeros(()))
+    mean = soft.sum() / valid.sum().clamp(min=1)
+    return mean * (1 - mu) / mu
+
+
 def binary_kd(student: Tensor, teacher: Tensor, beta: float) -> Tensor:
     """(N,) BCKD's ``Σ_c BCE(s_c, σ(t_c))·|σ(t_c) − σ(s_c)|^β`` per row.
 
@@ -154,22 +176,16 @@ class BackgroundWeightedSoftTargets(DenseHeadTerm):
                  loss_weight: float = 1.0,
                  warmup_iters: int = 0) -> None:
         super().__init__(head, teacher_head, loss_weight, warmup_iters)
-        if not 0 < mu <= 1 or background_weight < 0 or temperature <= 0:
-            raise ValueError(
-                'need 0 < mu <= 1, background_weight >= 0 and temperature '
-                f'> 0; got {mu}, {background_weight}, {temperature}.')
+        check_soft_target_args(mu, background_weight, temperature)
         self.mu = mu
         self.background_weight = background_weight
         self.temperature = temperature
 
     def loss(self, preds: DensePredictions) -> Tensor:
-        soft = weighted_soft_cross_entropy(
-            preds.cls_student, preds.cls_teacher, self.background_weight,
-            preds.use_sigmoid, self.temperature)
-        valid = preds.valid
-        soft = torch.where(valid, soft, soft.new_zeros(()))
-        mean = soft.sum() / valid.sum().clamp(min=1)
-        return mean * (1 - self.mu) / self.mu
+        return mixed_soft_target_loss(
+            preds.cls_student, preds.cls_teacher, preds.valid,
+            self.background_weight, preds.use_sigmoid, self.temperature,
+            self.mu)
 
 
 @MODELS.register_module()

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..heads.roi import RoIHeadTerm, RoIPredictions
 from ..registry import MODELS
-from .head_response import weighted_soft_cross_entropy
+from .head_response import check_soft_target_args, mixed_soft_target_loss
 from .localization import teacher_bounded_l2
 
 
@@ -64,22 +64,16 @@ class RoIBackgroundWeightedSoftTargets(RoIHeadTerm):
                  warmup_iters: int = 0) -> None:
         super().__init__(roi_head, teacher_roi_head, teacher_features,
                          loss_weight, warmup_iters)
-        if not 0 < mu <= 1 or background_weight < 0 or temperature <= 0:
-            raise ValueError(
-                'need 0 < mu <= 1, background_weight >= 0 and temperature '
-                f'> 0; got {mu}, {background_weight}, {temperature}.')
+        check_soft_target_args(mu, background_weight, temperature)
         self.mu = mu
         self.background_weight = background_weight
         self.temperature = temperature
 
     def loss(self, preds: RoIPredictions) -> Tensor:
-        soft = weighted_soft_cross_entropy(
+        return mixed_soft_target_loss(
             preds.cls_student.float(), preds.cls_teacher.float(),
-            self.background_weight, preds.use_sigmoid, self.temperature)
-        valid = preds.valid
-        soft = torch.where(valid, soft, soft.new_zeros(()))
-        mean = soft.sum() / valid.sum().clamp(min=1)
-        return mean * (1 - self.mu) / self.mu
+            preds.valid, self.background_weight, preds.use_sigmoid,
+            self.temperature, self.mu)
 
 
 @MODELS.register_module()
