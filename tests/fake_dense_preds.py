@@ -24,7 +24,7 @@ def fake_preds(cls_student, cls_teacher=None, reg_student=None,
                reg_teacher=None, labels=None, label_weights=None,
                bbox_targets=None, priors=None, num_classes=None,
                use_sigmoid=True, gt_boxes=(), level_sizes=None,
-               head=None, view=None):
+               head=None, view=None, avg_factor=1.0):
     n = cls_student.shape[0]
     num_classes = num_classes or cls_student.shape[1]
     zeros4 = torch.zeros(n, 4)
@@ -41,7 +41,7 @@ def fake_preds(cls_student, cls_teacher=None, reg_student=None,
         label_weights=torch.ones(n) if label_weights is None
         else label_weights,
         bbox_targets=zeros4 if bbox_targets is None else bbox_targets,
-        avg_factor=1.0,
+        avg_factor=avg_factor,
         num_classes=num_classes,
         use_sigmoid=use_sigmoid,
         level_sizes=level_sizes or [n],

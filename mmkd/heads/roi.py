@@ -198,6 +198,14 @@ class RoIHeadTerm(DistillTerm):
                 f'Term {self.name!r}: the {side} box head\'s loss_cls '
                 f'({type(head.loss_cls).__name__}) has custom class '
                 'channels; the term compares plain class logits.')
+        if uses_sigmoid(head):
+            raise TypeError(
+                f'Term {self.name!r}: the {side} box head\'s loss_cls has '
+                'use_sigmoid=True; its C + 1 outputs then score the '
+                'background as one more class, which the background '
+                'weighting of the R-CNN terms cannot tell apart. Use a '
+                'softmax loss_cls (CrossEntropyLoss, use_sigmoid=False), '
+                'as mmdet\'s R-CNN configs do.')
 
     def parse_record(self, value: Any, side: str) -> Any:
         if side == 'teacher':

@@ -148,7 +148,7 @@ class BackgroundWeightedSoftTargets(DenseHeadTerm):
     weighted). The user's head loss ``L_hard`` is left as configured, so
     this term returns ``(1 − μ)/μ · L_soft``: the sum has the paper's
     ``μ : (1 − μ)`` ratio, the classification part scaled by ``1/μ``
-    (exactly the paper's sum for μ = 0.5, the default; μ is unverified).
+    (for μ = 0.5, the default, twice the paper's sum; μ is unverified).
     ``L_soft`` is averaged over the priors the head's classification loss
     counts (label weight > 0).
 

@@ -19,6 +19,7 @@ from ..heads.predictions import DensePredictions
 from ..heads.regions import assigner_topk, check_region, region_mask
 from ..heads.term import DenseHeadTerm
 from ..registry import MODELS
+from .head_response import positive_count
 
 
 def distribution_kl(student: Tensor, teacher: Tensor, bins: int,
@@ -139,9 +140,13 @@ class TeacherBoundedRegression(DenseHeadTerm):
 
         L_b = ‖R_s − y‖²  if ‖R_s − y‖² + m > ‖R_t − y‖²,  else 0
 
-    averaged over the positives. The head's own regression loss stays as
-    the user configured it; this term adds ``ν·L_b`` with ν its
-    ``loss_weight``. The paper leaves m and ν open; m = 0.2, ν = 0.5 are
+    summed over the positives and divided by the head's own ``avg_factor``
+    (the positives for heads without a sampler, such as RetinaNet, ATSS,
+    GFL and FCOS; the sampled anchors for an RPN's random sampler), the
+    normaliser of its box loss, so ``ν`` weighs the term against that
+    loss as the paper's ``L_reg = L_sL1 + ν·L_b`` does. The head's own
+    regression loss stays as the user configured it; this term adds
+    ``ν·L_b`` with ν its ``loss_weight``. The paper leaves m and ν open; m = 0.2, ν = 0.5 are
     the values seen in re-implementations (unverified).
 
     Args:
@@ -173,7 +178,7 @@ class TeacherBoundedRegression(DenseHeadTerm):
         bounded = teacher_bounded_l2(pos.offsets('student'),
                                      pos.offsets('teacher'), target,
                                      self.margin)
-        return bounded.sum() / max(bounded.shape[0], 1)
+        return bounded.sum() / positive_count(preds.avg_factor)
 
 
 @MODELS.register_module()

@@ -32,7 +32,7 @@ class RoIBackgroundWeightedSoftTargets(RoIHeadTerm):
     the *same* RoI pooled from its own features. The paper trains
     ``μ·L_hard + (1 − μ)·L_soft``; the head's own ``L_hard`` stays as the
     user configured it, so the term returns ``(1 − μ)/μ · L_soft`` averaged
-    over those RoIs (the paper's sum exactly for μ = 0.5, the default; μ
+    over those RoIs (for μ = 0.5, the default, twice the paper's sum; μ
     is unverified), as :class:`~mmkd.losses.BackgroundWeightedSoftTargets`
     does for the RPN.
 

@@ -188,6 +188,37 @@ def test_rpn_terms_read_the_rpn_through_the_anchor_view(tmp_path,
     assert preds.pos.any()
 
 
+def test_rpn_bounded_regression_is_normalised_as_the_rpn_box_loss(
+        tmp_path, det_scope):
+    """The RPN samples anchors (RandomSampler): its box loss divides by
+    the sampled anchors, and so does the bounded term, not by the
+    positives (which would weigh it ~sampled/positives times more)."""
+    model = distiller(tmp_path, dict(
+        rpn_box=dict(type='TeacherBoundedRegression', head='rpn_head',
+                     margin=0.0)))
+    term = model.distill_terms['rpn_box']
+    inputs, samples = batch(model)
+    model._run_teacher(inputs, copy.deepcopy(samples))
+    model.student_recorder.active = True
+    model.student.loss(inputs, samples)
+    model.student_recorder.active = False
+    preds = term.collect(model.student_recorder.get(term.student_spec),
+                         model.teacher_recorder.get(term.teacher_spec))
+    model.student_recorder.clear()
+    model.teacher_recorder.clear()
+    sampled, positives = float(preds.avg_factor), int(preds.pos.sum())
+    assert sampled > positives > 0
+    pos = preds.select(preds.pos)
+    target = pos.target_offsets()
+    student_sq = ((pos.offsets('student') - target) ** 2).sum(-1)
+    teacher_sq = ((pos.offsets('teacher') - target) ** 2).sum(-1)
+    # m = 0: each positive counts while the student is not better
+    expected = torch.where(student_sq > teacher_sq, student_sq,
+                           torch.zeros_like(student_sq)).sum() / sampled
+    assert expected > 0
+    torch.testing.assert_close(term.loss(preds), expected)
+
+
 def test_mask_rcnn_students_keep_their_mask_branch(tmp_path, det_scope):
     model = distiller(tmp_path, RPN_AND_RCNN, student=tiny(MASK),
                       teacher=tiny(MASK, base=16, width=32))
@@ -219,6 +250,13 @@ def test_teacher_stays_hidden_and_shared_by_copies(tmp_path, det_scope):
         model.teacher.roi_head
     losses = twin.loss(*batch(twin))
     assert torch.isfinite(losses['loss_distill_rcnn_soft'])
+
+
+def test_sigmoid_rcnn_classifiers_fail_at_build(tmp_path, det_scope):
+    student = tiny(**{'roi_head.bbox_head.loss_cls.use_sigmoid': True})
+    with pytest.raises(TypeError, match='use_sigmoid=False'):
+        distiller(tmp_path, dict(rcnn=dict(
+            type='RoIBackgroundWeightedSoftTargets')), student=student)
 
 
 def test_heads_that_score_differently_fail_at_build(tmp_path, det_scope):

@@ -47,20 +47,26 @@ def test_teacher_bounded_l2_zero_case_and_gradient():
     assert student.grad[1].tolist() == pytest.approx([0, 2.0, 0, 0])
 
 
-def test_bounded_regression_term_averages_over_positives_only():
-    # three priors, two positives (labels 0, 1 < num_classes 2)
+@pytest.mark.parametrize('avg_factor', [2.0, 5.0])
+def test_bounded_regression_term_sums_positives_over_the_heads_normaliser(
+        avg_factor):
+    # three priors, two positives (labels 0, 1 < num_classes 2); the
+    # head's avg_factor is its positives (2, no sampler) or, for an RPN's
+    # random sampler, its sampled anchors (5 here)
     student = torch.tensor([[1., 0, 0, 0], [0, 0.5, 0, 0], [9., 9, 9, 9]],
                            requires_grad=True)
     teacher = torch.tensor([[1., 0, 0, 0], [3., 0, 0, 0], [0., 0, 0, 0]])
     preds = fake_preds(torch.zeros(3, 2), reg_student=student,
                        reg_teacher=teacher,
-                       labels=torch.tensor([0, 1, 2]))
+                       labels=torch.tensor([0, 1, 2]),
+                       avg_factor=avg_factor)
     term = TeacherBoundedRegression(margin=0.2)
     loss = term.loss(preds)
     # prior 0: 1 + .2 > 1 -> 1; prior 1: .25 + .2 < 9 -> 0; prior 2: bg
-    assert loss.item() == pytest.approx(1.0 / 2)
+    assert loss.item() == pytest.approx(1.0 / avg_factor)
     loss.backward()
-    assert student.grad[0].tolist() == pytest.approx([1.0, 0, 0, 0])
+    assert student.grad[0].tolist() == pytest.approx(
+        [2.0 / avg_factor, 0, 0, 0])
     assert student.grad[1:].abs().sum() == 0
 
 
