@@ -453,7 +453,7 @@ def _fmt(value: float, metric: str) -> str:
 
 
 def _signed(value: float, metric: str) -> str:
-    return '+' * (value >= 0) + _fmt(value, metric)
+    return ('+' if value >= 0 else '') + _fmt(value, metric)
 
 
 def _pm(values: Sequence[float], metric: str) -> str:
