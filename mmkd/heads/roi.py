@@ -262,7 +262,9 @@ class RoIHeadTerm(DistillTerm):
             raise RuntimeError(
                 f'Term {self.name!r}: the student RoI head computed its box '
                 'targets per image (concat=False); the term reads the '
-                'batch\'s concatenated targets.')
+                'batch\'s concatenated targets. Call '
+                'bbox_head.loss_and_target with concat=True (the default '
+                'of StandardRoIHead.bbox_loss) in your RoI head.')
         head = call.owner
         rois, cls_s, reg_s = args['rois'], args['cls_score'], \
             args['bbox_pred']

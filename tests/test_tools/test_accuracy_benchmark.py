@@ -14,8 +14,8 @@ sys.path.insert(0, osp.join(REPO, 'tools', 'benchmark'))
 
 import accuracy  # noqa: E402
 
-ROW_KEYS = {'task', 'method', 'config', 'metric', 'seeds', 'student',
-            'distilled', 'teacher', 's_per_iter'}
+ROW_KEYS = {'task', 'suite', 'method', 'config', 'metric', 'seeds',
+            'student', 'distilled', 'teacher', 's_per_iter'}
 
 
 def test_quick_run_writes_the_json_rows_the_table_and_the_plots(tmp_path):
