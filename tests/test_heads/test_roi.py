@@ -74,6 +74,21 @@ def batch(model, seed: int = 0):
     return torch.randn_like(inputs) * 50, samples
 
 
+def dense_predictions(model: Distiller, term):
+    """A dense-head term's aligned predictions for one student loss pass
+    on a probe batch (the recorders cleared after)."""
+    inputs, samples = batch(model)
+    model._run_teacher(inputs, copy.deepcopy(samples))
+    model.student_recorder.active = True
+    model.student.loss(inputs, samples)
+    model.student_recorder.active = False
+    preds = term.collect(model.student_recorder.get(term.student_spec),
+                         model.teacher_recorder.get(term.teacher_spec))
+    model.student_recorder.clear()
+    model.teacher_recorder.clear()
+    return preds
+
+
 def test_teacher_scores_the_students_sampled_rois(tmp_path, det_scope):
     model = distiller(tmp_path, RPN_AND_RCNN)
     seen = {}
@@ -170,15 +185,7 @@ def test_rpn_terms_read_the_rpn_through_the_anchor_view(tmp_path,
         rpn=dict(type='BackgroundWeightedSoftTargets', head='rpn_head')))
     term = model.distill_terms['rpn']
     assert term.view.family == 'AnchorHead'
-    inputs, samples = batch(model)
-    model._run_teacher(inputs, copy.deepcopy(samples))
-    model.student_recorder.active = True
-    model.student.loss(inputs, samples)
-    model.student_recorder.active = False
-    preds = term.collect(model.student_recorder.get(term.student_spec),
-                         model.teacher_recorder.get(term.teacher_spec))
-    model.student_recorder.clear()
-    model.teacher_recorder.clear()
+    preds = dense_predictions(model, term)
     # one objectness logit per anchor, RPN labels: 0 object, 1 background
     anchors = sum(preds.level_sizes) * 2
     assert preds.cls_student.shape == preds.cls_teacher.shape == (anchors,
@@ -197,15 +204,7 @@ def test_rpn_bounded_regression_is_normalised_as_the_rpn_box_loss(
         rpn_box=dict(type='TeacherBoundedRegression', head='rpn_head',
                      margin=0.0)))
     term = model.distill_terms['rpn_box']
-    inputs, samples = batch(model)
-    model._run_teacher(inputs, copy.deepcopy(samples))
-    model.student_recorder.active = True
-    model.student.loss(inputs, samples)
-    model.student_recorder.active = False
-    preds = term.collect(model.student_recorder.get(term.student_spec),
-                         model.teacher_recorder.get(term.teacher_spec))
-    model.student_recorder.clear()
-    model.teacher_recorder.clear()
+    preds = dense_predictions(model, term)
     sampled, positives = float(preds.avg_factor), int(preds.pos.sum())
     assert sampled > positives > 0
     pos = preds.select(preds.pos)
