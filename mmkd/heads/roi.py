@@ -58,7 +58,6 @@ class RoIPredictions:
         target_deltas: (N, 4) regression targets in the student's box
             coder's encoding (meaningful at positives).
         num_classes: foreground classes.
-        use_sigmoid: whether the heads classify with sigmoids.
         student_head: the student's ``bbox_head`` (this step).
         teacher_head: the teacher's ``bbox_head``.
     """
@@ -71,7 +70,6 @@ class RoIPredictions:
     label_weights: Tensor
     target_deltas: Tensor
     num_classes: int
-    use_sigmoid: bool
     student_head: nn.Module
     teacher_head: nn.Module
 
@@ -123,9 +121,9 @@ class RoIHeadTerm(DistillTerm):
     the step (its sampled RoIs, outputs and targets) and the teacher's
     features at ``teacher_features`` (``'neck'``: what its RoI extractor
     pools from), then runs the teacher's ``_bbox_forward`` on the same RoIs
-    under ``no_grad`` (see :mod:`mmkd.heads.roi`). At build time the box
-    heads must agree on the classes, the classifier (softmax or sigmoid)
-    and the box coder, so that scores and deltas compare like with like.
+    under ``no_grad`` (see :mod:`mmkd.heads.roi`). At build time both box
+    heads must classify with a softmax and agree on the classes and the
+    box coder, so that scores and deltas compare like with like.
     Subclasses implement :meth:`loss`.
 
     Args:
@@ -221,10 +219,8 @@ class RoIHeadTerm(DistillTerm):
         call = self._student_call(student_calls)
         student, teacher = call.owner, self.teacher_roi_head.bbox_head
         mine = dict(num_classes=student.num_classes,
-                    use_sigmoid=uses_sigmoid(student),
                     bbox_coder=coder_settings(student.bbox_coder))
         theirs = dict(num_classes=teacher.num_classes,
-                      use_sigmoid=uses_sigmoid(teacher),
                       bbox_coder=coder_settings(teacher.bbox_coder))
         diff = [f'{key}: student {mine[key]!r}, teacher {theirs[key]!r}'
                 for key in mine if mine[key] != theirs[key]]
@@ -284,16 +280,14 @@ class RoIHeadTerm(DistillTerm):
         return RoIPredictions(
             rois=rois,
             cls_student=cls_s,
-            cls_teacher=cls_t.detach().to(cls_s.dtype),
+            cls_teacher=cls_t.detach(),
             reg_student=class_deltas(reg_s, labels, num_classes),
-            reg_teacher=class_deltas(reg_t.detach().to(reg_s.dtype), labels,
-                                     num_classes),
+            reg_teacher=class_deltas(reg_t.detach(), labels, num_classes),
             labels=labels,
             label_weights=label_weights,
             target_deltas=self._target_deltas(head, rois, bbox_targets,
                                               pos),
             num_classes=num_classes,
-            use_sigmoid=uses_sigmoid(head),
             student_head=head,
             teacher_head=self.teacher_roi_head.bbox_head)
 

@@ -146,8 +146,9 @@ class TeacherBoundedRegression(DenseHeadTerm):
     normaliser of its box loss, so ``ν`` weighs the term against that
     loss as the paper's ``L_reg = L_sL1 + ν·L_b`` does. The head's own
     regression loss stays as the user configured it; this term adds
-    ``ν·L_b`` with ν its ``loss_weight``. The paper leaves m and ν open; m = 0.2, ν = 0.5 are
-    the values seen in re-implementations (unverified).
+    ``ν·L_b`` with ν its ``loss_weight``. The paper leaves m and ν open;
+    m = 0.2, ν = 0.5 are the values seen in re-implementations
+    (unverified).
 
     Args:
         margin: m. Default 0.2.

@@ -72,8 +72,8 @@ class RoIBackgroundWeightedSoftTargets(RoIHeadTerm):
     def loss(self, preds: RoIPredictions) -> Tensor:
         return mixed_soft_target_loss(
             preds.cls_student.float(), preds.cls_teacher.float(),
-            preds.valid, self.background_weight, preds.use_sigmoid,
-            self.temperature, self.mu)
+            preds.valid, self.background_weight, False, self.temperature,
+            self.mu)  # R-CNN heads classify with a softmax (checked)
 
 
 @MODELS.register_module()

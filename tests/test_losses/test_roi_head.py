@@ -14,7 +14,7 @@ from mmkd.losses import (RoIBackgroundWeightedSoftTargets,
 
 def predictions(cls_s=None, cls_t=None, reg_s=None, reg_t=None,
                 labels=(0, 1, 2), label_weights=(1., 1., 1.),
-                targets=None, use_sigmoid=False) -> RoIPredictions:
+                targets=None) -> RoIPredictions:
     """Three RoIs, two classes plus the background (label 2)."""
     n = len(labels)
     return RoIPredictions(
@@ -26,7 +26,7 @@ def predictions(cls_s=None, cls_t=None, reg_s=None, reg_t=None,
         labels=torch.tensor(labels),
         label_weights=torch.tensor(label_weights),
         target_deltas=targets if targets is not None else torch.zeros(n, 4),
-        num_classes=2, use_sigmoid=use_sigmoid, student_head=None,
+        num_classes=2, student_head=None,
         teacher_head=None)
 
 
