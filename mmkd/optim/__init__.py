@@ -1,4 +1,8 @@
 from .adversarial_constructor import (AdversarialOptimWrapperConstructor,
-                                      enable_amp)
+                                      enable_amp,
+                                      uses_adversarial_constructor)
 
-__all__ = ['AdversarialOptimWrapperConstructor', 'enable_amp']
+__all__ = [
+    'AdversarialOptimWrapperConstructor', 'enable_amp',
+    'uses_adversarial_constructor'
+]

@@ -116,6 +116,15 @@ class AdversarialOptimWrapperConstructor:
                 nn.ModuleList(discriminators), self.cfgs['discriminator']))
 
 
+def uses_adversarial_constructor(optim_wrapper_cfg: Optional[dict]) -> bool:
+    """Whether an ``optim_wrapper`` config is built by
+    :class:`AdversarialOptimWrapperConstructor` (named with or without its
+    ``mmkd.`` scope)."""
+    constructor = str((optim_wrapper_cfg or {}).get('constructor', ''))
+    return constructor.split('.')[-1] == \
+        AdversarialOptimWrapperConstructor.__name__
+
+
 def enable_amp(optim_wrapper_cfg: dict) -> bool:
     """Turn every optimizer wrapper of a config into ``AmpOptimWrapper``
     (dynamic loss scale), in place; ``False`` if all already were.
@@ -125,9 +134,7 @@ def enable_amp(optim_wrapper_cfg: dict) -> bool:
     named wrappers (no ``type``, ``optimizer`` nor ``constructor``).
     """
     cfg = optim_wrapper_cfg
-    constructor = str(cfg.get('constructor', ''))
-    if constructor.split('.')[-1] == AdversarialOptimWrapperConstructor. \
-            __name__:
+    if uses_adversarial_constructor(cfg):
         entries = [cfg[k] for k in KEYS if isinstance(cfg.get(k), dict)]
     elif 'optimizer' in cfg or 'type' in cfg or 'constructor' in cfg:
         entries = [cfg]

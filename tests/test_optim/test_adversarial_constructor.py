@@ -6,7 +6,8 @@ from mmengine.optim import OptimWrapperDict, build_optim_wrapper
 from conftest import save_teacher, tiny_pspnet
 
 from mmkd import Distiller
-from mmkd.optim import AdversarialOptimWrapperConstructor, enable_amp
+from mmkd.optim import (AdversarialOptimWrapperConstructor, enable_amp,
+                        uses_adversarial_constructor)
 
 CONSTRUCTOR = 'mmkd.AdversarialOptimWrapperConstructor'
 
@@ -91,6 +92,17 @@ def test_clear_errors(distiller, tmp_path):
     plain = distiller.student
     with pytest.raises(ValueError, match='found no adversarial term'):
         build_optim_wrapper(plain, _cfg())
+
+
+def test_adversarial_constructor_is_recognised_with_or_without_scope():
+    for name in ('mmkd.AdversarialOptimWrapperConstructor',
+                 'AdversarialOptimWrapperConstructor'):
+        assert uses_adversarial_constructor(dict(constructor=name))
+    assert not uses_adversarial_constructor(
+        dict(optimizer=dict(type='SGD', lr=0.1)))
+    assert not uses_adversarial_constructor(
+        dict(constructor='DefaultOptimWrapperConstructor'))
+    assert not uses_adversarial_constructor(None)
 
 
 def test_enable_amp_on_every_form_of_optim_wrapper():

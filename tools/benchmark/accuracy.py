@@ -58,6 +58,7 @@ from digits_seg import LABEL_VERSION as SEG_LABEL_VERSION  # noqa: E402
 from digits_seg import PALETTE  # noqa: E402
 from digits_seg import generate as generate_seg  # noqa: E402
 from mmengine.config import Config  # noqa: E402
+from mmkd.optim import uses_adversarial_constructor  # noqa: E402
 from progress import ProgressHook  # noqa: E402
 
 BENCH = osp.join(REPO, 'configs', 'bench')
@@ -342,7 +343,7 @@ def method_optim_wrapper(method_config: str,
     ``student`` entry beside the method's ``discriminator`` entry; the
     harness's plain scheduler list then applies to both."""
     declared = Config.fromfile(method_config).get('optim_wrapper')
-    if not declared or 'discriminator' not in declared:
+    if not uses_adversarial_constructor(declared):
         return harness_optim_wrapper
     return dict(constructor=declared['constructor'],
                 student=copy.deepcopy(harness_optim_wrapper),

@@ -96,8 +96,7 @@ def clock_source(clock: str) -> str:
     """What the clock reads, for the printed result."""
     if clock == 'wall':
         return 'time.perf_counter'
-    return 'time.thread_time' if torch.get_num_threads() == 1 else \
-        'time.process_time'
+    return f'time.{cpu_clock(torch.get_num_threads()).__name__}'
 
 
 def load_config(path: str, tmp_dir: str,
@@ -149,8 +148,8 @@ def synthetic_batch(student: nn.Module, batch_size: int, size: int,
 def is_adversarial(cfg: Config) -> bool:
     """Whether the config's optimizer wrappers come from
     ``mmkd.AdversarialOptimWrapperConstructor``."""
-    constructor = str(cfg.get('optim_wrapper', {}).get('constructor', ''))
-    return constructor.split('.')[-1] == 'AdversarialOptimWrapperConstructor'
+    from mmkd.optim import uses_adversarial_constructor
+    return uses_adversarial_constructor(cfg.get('optim_wrapper'))
 
 
 class _Identity(nn.Module):
