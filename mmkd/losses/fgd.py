@@ -67,23 +67,29 @@ def focal_box_masks(boxes: Sequence[torch.Tensor], size: Tuple[int, int],
     """
     h, w = size
     in_h, in_w = input_shape
-    fg = torch.zeros(len(boxes), 1, h, w, device=device)
-    cols = torch.arange(w, device=device)
-    rows = torch.arange(h, device=device)
-    for i, image_boxes in enumerate(boxes):
-        if len(image_boxes) == 0:
-            continue
-        b = image_boxes.to(device).float()
-        c1 = (b[:, 0] * w / in_w).floor().clamp(min=0)
-        r1 = (b[:, 1] * h / in_h).floor().clamp(min=0)
-        c2 = torch.maximum((b[:, 2] * w / in_w).ceil(), c1 + 1)
-        r2 = torch.maximum((b[:, 3] * h / in_h).ceil(), r1 + 1)
-        in_x = (cols >= c1[:, None]) & (cols < c2[:, None])  # (K, W)
-        in_y = (rows >= r1[:, None]) & (rows < r2[:, None])  # (K, H)
-        cells = in_x.sum(1) * in_y.sum(1)  # cells of each box on the map
-        scale = 1.0 / cells.clamp(min=1).float()
-        covered = in_y[:, :, None] & in_x[:, None, :]  # (K, H, W)
-        fg[i, 0] = (covered.float() * scale[:, None, None]).amax(dim=0)
+    counts = [len(b) for b in boxes]
+    if max(counts, default=0) == 0:
+        fg = torch.zeros(len(boxes), 1, h, w, device=device)
+    else:
+        # every image's boxes padded to the largest count, all images at once
+        padded = torch.zeros(len(boxes), max(counts), 4, device=device)
+        for i, image_boxes in enumerate(boxes):
+            padded[i, :counts[i]] = image_boxes.to(device).float()
+        present = torch.arange(max(counts), device=device) < \
+            torch.tensor(counts, device=device)[:, None]  # (N, K)
+        c1 = (padded[..., 0] * w / in_w).floor().clamp(min=0)
+        r1 = (padded[..., 1] * h / in_h).floor().clamp(min=0)
+        c2 = torch.maximum((padded[..., 2] * w / in_w).ceil(), c1 + 1)
+        r2 = torch.maximum((padded[..., 3] * h / in_h).ceil(), r1 + 1)
+        cols = torch.arange(w, device=device)
+        rows = torch.arange(h, device=device)
+        in_x = (cols >= c1[..., None]) & (cols < c2[..., None])  # (N, K, W)
+        in_y = (rows >= r1[..., None]) & (rows < r2[..., None])  # (N, K, H)
+        cells = in_x.sum(-1) * in_y.sum(-1)  # cells of each box on the map
+        scale = present / cells.clamp(min=1).float()  # padding: weight 0
+        # (N, K, H, W): each box's weight on the cells it covers
+        covered = in_y[..., :, None] * (in_x * scale[..., None])[..., None, :]
+        fg = covered.amax(dim=1, keepdim=True)
     bg = (fg == 0).float()
     bg = bg / bg.sum(dim=(2, 3), keepdim=True).clamp(min=1)
     return fg, bg
@@ -123,11 +129,24 @@ def fgd_focal_losses(student: torch.Tensor, teacher: torch.Tensor,
         tuple: ``Σ fg·A^S_t·A^C_t·(t − s)² / N``, the same with ``bg``, and
         ``(Σ|A^S_t − A^S_s| + Σ|A^C_t − A^C_s|) / N``, float32.
     """
-    n = teacher.shape[0]
+    student, teacher = student.float(), teacher.float()
+    return _focal_losses(student - teacher, student, teacher, fg, bg,
+                         temperature)
+
+
+def _focal_losses(diff: torch.Tensor, student: torch.Tensor,
+                  teacher: torch.Tensor, fg: torch.Tensor, bg: torch.Tensor,
+                  temperature: float
+                  ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`fgd_focal_losses` from the float32 ``diff = s − t`` (shared
+    with the global part)."""
+    n, c, h, w = teacher.shape
     spatial_t, channel_t = fgd_attention(teacher, temperature)
     spatial_s, channel_s = fgd_attention(student, temperature)
-    error = (student.float() - teacher.float()).pow(2)
-    error = error * spatial_t * channel_t
+    # Σ_c A^C_t·(t − s)² per location, one batched product over channels
+    error = torch.bmm(channel_t.reshape(n, 1, c),
+                      diff.pow(2).reshape(n, c, h * w)).reshape(n, 1, h, w)
+    error = error * spatial_t
     fg_loss = (error * fg).sum() / n
     bg_loss = (error * bg).sum() / n
     attention_loss = ((spatial_t - spatial_s).abs().sum() +
@@ -161,10 +180,15 @@ class GlobalContextRelation(nn.Module):
         constant_init(self.transform[-1], val=0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.residual(x)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, 1, 1) ``transform(context(x))``, what the block adds to
+        every location."""
         n, c, h, w = x.shape
         weights = F.softmax(self.context_mask(x).reshape(n, 1, h * w), dim=2)
         context = torch.bmm(x.reshape(n, c, h * w), weights.transpose(1, 2))
-        return x + self.transform(context.reshape(n, c, 1, 1))
+        return self.transform(context.reshape(n, c, 1, 1))
 
 
 @MODELS.register_module()
@@ -248,11 +272,14 @@ class FocalGlobalKD(AlignedFeatureTerm):
                                   self.student_relations,
                                   self.teacher_relations):
             s, t = s.float(), t.float()
+            diff = s - t
             fg, bg = focal_box_masks(boxes, t.shape[-2:], input_shape,
                                      t.device)
-            fg_loss, bg_loss, attention_loss = fgd_focal_losses(
-                s, t, fg, bg, self.temperature)
-            global_loss = (r_s(s).float() - r_t(t).float()).pow(2).sum()
+            fg_loss, bg_loss, attention_loss = _focal_losses(
+                diff, s, t, fg, bg, self.temperature)
+            # R_s(s) − R_t(t) = (s − t) + (residual_s − residual_t)
+            residuals = r_s.residual(s) - r_t.residual(t)
+            global_loss = (diff + residuals.float()).pow(2).sum()
             total = total + self.alpha_fg * fg_loss + \
                 self.beta_bg * bg_loss + \
                 self.gamma_attention * attention_loss + \
