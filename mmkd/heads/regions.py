@@ -84,10 +84,19 @@ def padded_gt_boxes(gt_instances: Sequence[Any],
     return padded, present
 
 
+#: the most (image, prior, gt box) triples the valuable region computes at
+#: once: larger batches are split by images, so crowded images at a large
+#: batch size do not hold GBs of pairwise tensors (~64 MB a float tensor)
+VLR_BLOCK_ELEMENTS = 2**24
+
+
 def valuable_localization_region(preds: DensePredictions, topk: int = 9,
-                                 low: float = 0.25) -> Tensor:
+                                 low: float = 0.25,
+                                 block_elements: int = VLR_BLOCK_ELEMENTS
+                                 ) -> Tensor:
     """(N,) bool: LD's valuable localization region (module docstring),
-    for every image of the batch at once (gt boxes padded)."""
+    for the images of the batch at once (gt boxes padded), in blocks of
+    images of at most ``block_elements`` (image, prior, gt) triples."""
     images, per_image = preds.num_images, sum(preds.level_sizes)
     if per_image * images != preds.priors.shape[0]:
         raise ValueError(
@@ -98,13 +107,24 @@ def valuable_localization_region(preds: DensePredictions, topk: int = 9,
     priors = preds.priors.reshape(images, per_image, 4)
     gts, present = padded_gt_boxes(preds.gt_instances, priors)
     if gts.shape[1] > 0:
-        iou = bbox_overlaps(priors, gts)
-        thr = atss_thresholds(priors, gts, preds.level_sizes, topk,
-                              iou)[:, None]
-        diou = pairwise_diou(priors, gts, iou=iou)
-        band = (diou >= low * thr) & (diou < thr) & present[:, None]
-        region = band.any(-1)
+        step = max(1, block_elements // (per_image * gts.shape[1]))
+        for start in range(0, images, step):
+            block = slice(start, start + step)
+            region[block] = _diou_band(priors[block], gts[block],
+                                       present[block], preds.level_sizes,
+                                       topk, low)
     return region.reshape(-1) & preds.valid & ~preds.pos
+
+
+def _diou_band(priors: Tensor, gts: Tensor, present: Tensor,
+               level_sizes: Sequence[int], topk: int, low: float) -> Tensor:
+    """(B, P) bool: priors (B, P, 4) whose DIoU with a present gt box of
+    (B, G, 4) lies in ``[low * t, t)``, ``t`` its ATSS threshold."""
+    iou = bbox_overlaps(priors, gts)
+    thr = atss_thresholds(priors, gts, level_sizes, topk, iou)[:, None]
+    diou = pairwise_diou(priors, gts, iou=iou)
+    band = (diou >= low * thr) & (diou < thr) & present[:, None]
+    return band.any(-1)
 
 
 def region_mask(preds: DensePredictions, region: str, topk: int = 9,

@@ -130,8 +130,15 @@ class HeadClassificationKD(DenseHeadTerm):
         self.temperature = temperature
 
     def loss(self, preds: DensePredictions) -> Tensor:
-        rows = preds.select(region_mask(preds, self.region,
-                                        assigner_topk(preds)))
+        mask = region_mask(preds, self.region, assigner_topk(preds))
+        if self.region == 'valid':
+            # nearly every prior: masking all rows is cheaper than
+            # gathering them and needs no host synchronisation on a GPU
+            kd = softmax_kd(preds.cls_student, preds.cls_teacher,
+                            self.temperature)
+            kd = torch.where(mask, kd, kd.new_zeros(()))
+            return kd.sum() / mask.sum().clamp(min=1)
+        rows = preds.select(mask)
         kd = softmax_kd(rows.cls_student, rows.cls_teacher,
                         self.temperature)
         return kd.sum() / max(kd.shape[0], 1)

@@ -45,6 +45,9 @@ def test_batched_region_equals_the_region_of_each_image():
         gt_instances=[p.gt_instances[0] for p in images])
     got = valuable_localization_region(batch, topk=3)
     assert got.tolist() == expected.tolist()
+    # computed one image at a time (a block of 20 priors x 2 gt boxes)
+    blocks = valuable_localization_region(batch, topk=3, block_elements=40)
+    assert blocks.tolist() == expected.tolist()
     assert got[:20].any() and got[40:].any() and not got[20:40].any()
     assert not got[5] and not got[40]  # positives are never in it
 

@@ -85,6 +85,12 @@ def test_class_kd_term_averages_over_the_region():
     assert main.item() == pytest.approx(kd[0].item(), rel=1e-5)
     valid = HeadClassificationKD(region='valid', temperature=2.0).loss(preds)
     assert valid.item() == pytest.approx(kd.mean().item(), rel=1e-5)
+    # an ignored prior (label weight 0) is out of the valid region
+    ignored = fake_preds(student, teacher, labels=torch.tensor([1, 2, 2]),
+                         label_weights=torch.tensor([1.0, 1.0, 0.0]))
+    valid = HeadClassificationKD(region='valid',
+                                 temperature=2.0).loss(ignored)
+    assert valid.item() == pytest.approx(kd[:2].mean().item(), rel=1e-5)
 
 
 def test_bad_arguments_are_errors():
