@@ -15,6 +15,7 @@ from ..recorders import MethodCalls
 from ..registry import MODELS
 from .head_response import binary_kd, positive_count
 from .localization import distribution_kl, has_area
+from .statistics import mean_std, standardize
 
 REG_LOSSES = ('kl', 'giou')
 
@@ -24,11 +25,8 @@ def match_channel_statistics(student: Tensor, teacher: Tensor,
     """``student`` with each channel's mean and std over (N, H, W) set to
     the teacher's (the teacher's statistics detached)."""
     dims = (0, 2, 3)
-    s_mean = student.mean(dims, keepdim=True)
-    s_std = student.std(dims, keepdim=True)
-    t_mean = teacher.detach().mean(dims, keepdim=True)
-    t_std = teacher.detach().std(dims, keepdim=True)
-    return (student - s_mean) / (s_std + eps) * t_std + t_mean
+    t_mean, t_std = mean_std(teacher.detach(), dims)
+    return standardize(student, dims, eps=eps) * t_std + t_mean
 
 
 @MODELS.register_module()

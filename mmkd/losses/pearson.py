@@ -19,16 +19,14 @@ from mmengine.structures import BaseDataElement
 
 from ..registry import MODELS
 from .aligned import AlignedFeatureTerm
+from .statistics import standardize
 
 
 def channel_standardize(x: torch.Tensor, eps: float = 1e-6
                         ) -> torch.Tensor:
     """Each channel of (N, C, H, W) ``x`` over (N, H, W): zero mean, unit
     (population) standard deviation, in float32."""
-    x = x.float().transpose(0, 1).reshape(x.shape[1], -1)
-    mean = x.mean(dim=1, keepdim=True)
-    std = x.std(dim=1, unbiased=False, keepdim=True)
-    return (x - mean) / (std + eps)
+    return standardize(x.float(), (0, 2, 3), unbiased=False, eps=eps)
 
 
 def pearson_feature_loss(student: torch.Tensor,
