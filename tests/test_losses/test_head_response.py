@@ -55,6 +55,19 @@ def test_weighted_soft_cross_entropy_sigmoid_by_hand():
     out = weighted_soft_cross_entropy(torch.tensor([s]), torch.tensor([t]),
                                       1.0, use_sigmoid=True)
     assert out.item() == pytest.approx(plain.item(), rel=1e-5)
+    # w0 = 0 keeps only the positive side
+    positive = -sum(_sigmoid(b) * math.log(_sigmoid(a))
+                    for a, b in zip(s, t))
+    out = weighted_soft_cross_entropy(torch.tensor([s]), torch.tensor([t]),
+                                      0.0, use_sigmoid=True)
+    assert out.item() == pytest.approx(positive, rel=1e-5)
+    # gradient by hand: d/ds = w0·(1 − p_t)·σ(s) − p_t·(1 − σ(s))
+    student = torch.tensor([s], requires_grad=True)
+    weighted_soft_cross_entropy(student, torch.tensor([t]), w0,
+                                use_sigmoid=True).sum().backward()
+    by_hand = [w0 * (1 - _sigmoid(b)) * _sigmoid(a) -
+               _sigmoid(b) * (1 - _sigmoid(a)) for a, b in zip(s, t)]
+    assert student.grad[0].tolist() == pytest.approx(by_hand, rel=1e-5)
 
 
 @pytest.mark.parametrize('mu', [0.5, 0.25, 1.0])
