@@ -36,10 +36,12 @@ TEACHER_METHODS = ('forward',)
 def flatten_levels(maps: Sequence[Tensor], channels: int) -> Tensor:
     """Per-level (B, A*K, H, W) maps as (B*P, K) rows, in mmdet's prior
     order (level, row, column, anchor)."""
-    batch = maps[0].shape[0]
-    rows = [m.permute(0, 2, 3, 1).reshape(batch, -1, channels)
-            for m in maps]
-    return torch.cat(rows, 1).reshape(-1, channels)
+    batch, priors_per_location = maps[0].shape[0], \
+        maps[0].shape[1] // channels
+    # levels joined along their locations, then one permuting copy
+    joined = torch.cat([m.reshape(batch, priors_per_location, channels, -1)
+                        for m in maps], 3)
+    return joined.permute(0, 3, 1, 2).reshape(-1, channels)
 
 
 def flatten_targets(levels: Sequence[Tensor], batch: int,

@@ -6,10 +6,24 @@ from tiny_heads import (FAMILIES, det_batch, tiny_fcos, tiny_gfl,
                         tiny_retina)
 
 from mmkd.heads import check_alignment, view_for
+from mmkd.heads.views import flatten_levels
 from mmkd.recorders import ModelRecorder, ReadSpec
 
 STUDENT = ReadSpec('bbox_head', 'calls', ('forward', 'get_targets'))
 TEACHER = ReadSpec('bbox_head', 'calls', ('forward', ))
+
+
+@pytest.mark.parametrize('priors_per_location', [1, 3])
+def test_flatten_levels_is_mmdets_prior_order(priors_per_location):
+    # mmdet's losses flatten each level as permute(0, 2, 3, 1) then
+    # reshape(-1, K): level, image, row, column, anchor; our rows are
+    # image-major (image, level, row, column, anchor)
+    k = 5
+    maps = [torch.randn(2, priors_per_location * k, h, w)
+            for h, w in ((4, 6), (2, 3), (1, 1))]
+    per_image = [torch.cat([m[i:i + 1].permute(0, 2, 3, 1).reshape(-1, k)
+                            for m in maps]) for i in range(2)]
+    assert torch.equal(flatten_levels(maps, k), torch.cat(per_image))
 
 
 def _build(cfg):
