@@ -41,19 +41,19 @@ def weighted_soft_cross_entropy(student: Tensor, teacher: Tensor,
     ``−Σ_c [p_t,c·log σ(s_c) + w_0·(1 − p_t,c)·log(1 − σ(s_c))]``.
     Both at temperature ``temperature``.
     """
-    student = student / temperature
-    teacher = teacher.detach() / temperature
+    teacher = teacher.detach()
+    if temperature != 1:
+        student, teacher = student / temperature, teacher / temperature
     if use_sigmoid:
-        p_t = teacher.sigmoid()
-        if background_weight == 0:
-            return (p_t * F.softplus(-student)).sum(1)
-        # = w_0·BCE(s, p_t) with the positive side weighted 1/w_0: one
-        # fused op instead of a dozen elementwise ones (dense heads score
-        # every anchor x class)
-        positive_weight = student.new_tensor(1 / background_weight)
-        return background_weight * F.binary_cross_entropy_with_logits(
-            student, p_t, pos_weight=positive_weight,
-            reduction='none').sum(1)
+        # −[p·log σ(s) + w_0·(1 − p)·log σ(−s)] = λ·BCE(s, q) with
+        # λ = p + w_0·(1 − p) and q = p/λ, both from the teacher: one
+        # fused op over every anchor x class of a dense head
+        with torch.no_grad():
+            p_t = teacher.sigmoid()
+            scale = p_t * (1 - background_weight) + background_weight
+            target = p_t / scale.clamp(min=torch.finfo(scale.dtype).tiny)
+        return F.binary_cross_entropy_with_logits(
+            student, target, weight=scale, reduction='none').sum(1)
     weights = student.new_ones(student.shape[1])
     weights[-1] = background_weight
     return -(weights * F.softmax(teacher, 1) *

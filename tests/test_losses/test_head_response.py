@@ -61,6 +61,20 @@ def test_weighted_soft_cross_entropy_sigmoid_by_hand():
     out = weighted_soft_cross_entropy(torch.tensor([s]), torch.tensor([t]),
                                       0.0, use_sigmoid=True)
     assert out.item() == pytest.approx(positive, rel=1e-5)
+    # a teacher sure of the negative (σ(t) = 0 in float32) with w0 = 0:
+    # nothing to learn there, and no NaN
+    student = torch.tensor([[0.3, 0.2]], requires_grad=True)
+    out = weighted_soft_cross_entropy(student, torch.tensor([[-200., 1.]]),
+                                      0.0, use_sigmoid=True)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and student.grad[0, 0] == 0
+    # temperature divides both logits
+    out = weighted_soft_cross_entropy(torch.tensor([s]), torch.tensor([t]),
+                                      w0, use_sigmoid=True, temperature=2.0)
+    halved = weighted_soft_cross_entropy(torch.tensor([s]) / 2,
+                                         torch.tensor([t]) / 2, w0,
+                                         use_sigmoid=True)
+    assert out.item() == pytest.approx(halved.item(), rel=1e-6)
     # gradient by hand: d/ds = w0·(1 − p_t)·σ(s) − p_t·(1 − σ(s))
     student = torch.tensor([s], requires_grad=True)
     weighted_soft_cross_entropy(student, torch.tensor([t]), w0,
