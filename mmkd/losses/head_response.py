@@ -90,7 +90,8 @@ def binary_kd(student: Tensor, teacher: Tensor, beta: float) -> Tensor:
     """
     p_t = teacher.detach().sigmoid()
     bce = F.binary_cross_entropy_with_logits(student, p_t, reduction='none')
-    return (bce * (p_t - student.sigmoid()).abs().pow(beta)).sum(1)
+    gap = (p_t - student.sigmoid()).abs()
+    return (bce * (gap if beta == 1 else gap.pow(beta))).sum(1)
 
 
 def positive_count(avg_factor: Union[float, Tensor]) -> Union[float, Tensor]:

@@ -127,8 +127,9 @@ def test_bad_arguments_are_errors():
         HeadClassificationKD(region='everything')
 
 
-def test_binary_kd_by_hand():
-    s, t, beta = [0.5, -1.0], [1.0, -2.0], 1.0
+@pytest.mark.parametrize('beta', [1.0, 2.0])
+def test_binary_kd_by_hand(beta):
+    s, t = [0.5, -1.0], [1.0, -2.0]
     expected = 0.0
     for a, b in zip(s, t):
         p_t, p_s = _sigmoid(b), _sigmoid(a)
