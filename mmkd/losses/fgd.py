@@ -143,9 +143,12 @@ def _focal_losses(diff: torch.Tensor, student: torch.Tensor,
     n, c, h, w = teacher.shape
     spatial_t, channel_t = fgd_attention(teacher, temperature)
     spatial_s, channel_s = fgd_attention(student, temperature)
-    # Σ_c A^C_t·(t − s)² per location, one batched product over channels
-    error = torch.bmm(channel_t.reshape(n, 1, c),
-                      diff.pow(2).reshape(n, c, h * w)).reshape(n, 1, h, w)
+    # Σ_c A^C_t·(t − s)² per location, one batched product over channels,
+    # kept in float32 under autocast (squared errors overflow float16)
+    with torch.autocast(diff.device.type, enabled=False):
+        error = torch.bmm(channel_t.reshape(n, 1, c),
+                          diff.pow(2).reshape(n, c, h * w))
+    error = error.reshape(n, 1, h, w)
     error = error * spatial_t
     fg_loss = (error * fg).sum() / n
     bg_loss = (error * bg).sum() / n

@@ -82,6 +82,22 @@ def test_focal_losses_by_hand():
     assert att_loss.item() == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_focal_losses_stay_float32_under_autocast(dtype):
+    # squared errors of 300 summed over channels: far beyond float16's
+    # 65504 and rounded by bfloat16, were the product autocast
+    torch.manual_seed(0)
+    s, t = torch.randn(2, 8, 4, 4) * 300, torch.randn(2, 8, 4, 4) * 300
+    fg, bg = focal_box_masks([torch.tensor([[0., 0., 8., 8.]])] * 2,
+                             (4, 4), (16, 16), torch.device('cpu'))
+    expected = fgd_focal_losses(s, t, fg, bg, 0.5)
+    with torch.autocast('cpu', dtype=dtype):
+        got = fgd_focal_losses(s, t, fg, bg, 0.5)
+    for a, b in zip(got, expected):
+        assert a.dtype == torch.float32 and torch.isfinite(a)
+        assert a.item() == pytest.approx(b.item(), rel=1e-6)
+
+
 def test_focal_losses_are_divided_by_the_batch_size():
     s, t, sample = _focal_case()
     fg, bg = focal_box_masks([sample.gt_instances.bboxes] * 2, (1, 2),
