@@ -16,6 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 from mmengine.structures import BaseDataElement
+from torch.nn.utils.rnn import pad_sequence
 
 from .registry import MODELS
 from .utils.model_kind import is_segmentor
@@ -27,6 +28,19 @@ Shape = Tuple[int, ...]
 def _gt_boxes(sample: BaseDataElement) -> torch.Tensor:
     bboxes = sample.gt_instances.bboxes
     return getattr(bboxes, 'tensor', bboxes)  # mmdet HorizontalBoxes
+
+
+def padded_boxes(boxes: Sequence[torch.Tensor], like: torch.Tensor
+                 ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Every image's (K_i, 4) boxes padded to the largest count, for
+    computing on all images at once: (B, K, 4) boxes (padding: zeros) in
+    ``like``'s dtype and device, and the (B, K) bool mask of the real
+    ones."""
+    boxes = [b.to(like).reshape(-1, 4) for b in boxes]
+    padded = pad_sequence(boxes, batch_first=True)
+    present = pad_sequence([b.new_ones(b.shape[0], dtype=torch.bool)
+                            for b in boxes], batch_first=True)
+    return padded, present
 
 
 def _batch_input_shape(samples: Sequence[BaseDataElement]) -> Tuple[int, int]:

@@ -17,8 +17,8 @@ from typing import Any, Optional, Sequence, Tuple
 import torch
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
 from torch import Tensor
-from torch.nn.utils.rnn import pad_sequence
 
+from ..masks import padded_boxes
 from .predictions import DensePredictions
 
 REGIONS = ('main', 'valid', 'valuable')
@@ -76,12 +76,8 @@ def padded_gt_boxes(gt_instances: Sequence[Any],
                     like: Tensor) -> Tuple[Tensor, Tensor]:
     """The gt boxes of every image padded to the largest count: (B, G, 4)
     boxes (padding: zeros) and the (B, G) bool mask of the real ones."""
-    boxes = [get_box_tensor(gt.bboxes).to(like).reshape(-1, 4)
-             for gt in gt_instances]
-    padded = pad_sequence(boxes, batch_first=True)
-    present = pad_sequence([b.new_ones(b.shape[0], dtype=torch.bool)
-                            for b in boxes], batch_first=True)
-    return padded, present
+    return padded_boxes([get_box_tensor(gt.bboxes) for gt in gt_instances],
+                        like)
 
 
 #: the most (image, prior, gt box) triples the valuable region computes at

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from mmengine.model.weight_init import constant_init, kaiming_init
 from mmengine.structures import BaseDataElement
 
-from ..masks import _gt_boxes
+from ..masks import _gt_boxes, padded_boxes
 from ..registry import MODELS
 from ..utils.model_kind import is_segmentor
 from ..utils.validation import check_loss_weight, check_positive
@@ -51,9 +51,10 @@ def focal_box_masks(boxes: Sequence[torch.Tensor], size: Tuple[int, int],
 
     A box covers the cells its area overlaps (at least one cell); a
     covered cell gets ``1/(h·w)``, ``h × w`` the box's cells on the map,
-    the largest such weight where boxes overlap. Background cells (covered by no box) get
-    ``1/N_bg`` of their image, so each image's background sums to 1 (or
-    is empty). Built on ``device`` without host round-trips.
+    the largest such weight where boxes overlap. Background cells
+    (covered by no box) get ``1/N_bg`` of their image, so each image's
+    background sums to 1 (or is empty). Built on ``device`` without host
+    round-trips.
 
     Args:
         boxes: per image a (K, 4) tensor of x1, y1, x2, y2 boxes in the
@@ -65,24 +66,28 @@ def focal_box_masks(boxes: Sequence[torch.Tensor], size: Tuple[int, int],
     Returns:
         tuple: ``(fg, bg)``, float32 (N, 1, H, W) each.
     """
+    return level_box_masks(
+        *padded_boxes(boxes, torch.zeros((), device=device)), size,
+        input_shape)
+
+
+def level_box_masks(boxes: torch.Tensor, present: torch.Tensor,
+                    size: Tuple[int, int], input_shape: Tuple[int, int]
+                    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`focal_box_masks` from the batch's boxes padded once for all
+    levels (:func:`~mmkd.masks.padded_boxes`): (N, K, 4) float32 boxes and
+    their (N, K) bool mask of real ones."""
     h, w = size
     in_h, in_w = input_shape
-    counts = [len(b) for b in boxes]
-    if max(counts, default=0) == 0:
-        fg = torch.zeros(len(boxes), 1, h, w, device=device)
+    if boxes.shape[1] == 0:
+        fg = boxes.new_zeros(boxes.shape[0], 1, h, w)
     else:
-        # every image's boxes padded to the largest count, all images at once
-        padded = torch.zeros(len(boxes), max(counts), 4, device=device)
-        for i, image_boxes in enumerate(boxes):
-            padded[i, :counts[i]] = image_boxes.to(device).float()
-        present = torch.arange(max(counts), device=device) < \
-            torch.tensor(counts, device=device)[:, None]  # (N, K)
-        c1 = (padded[..., 0] * w / in_w).floor().clamp(min=0)
-        r1 = (padded[..., 1] * h / in_h).floor().clamp(min=0)
-        c2 = torch.maximum((padded[..., 2] * w / in_w).ceil(), c1 + 1)
-        r2 = torch.maximum((padded[..., 3] * h / in_h).ceil(), r1 + 1)
-        cols = torch.arange(w, device=device)
-        rows = torch.arange(h, device=device)
+        c1 = (boxes[..., 0] * w / in_w).floor().clamp(min=0)
+        r1 = (boxes[..., 1] * h / in_h).floor().clamp(min=0)
+        c2 = torch.maximum((boxes[..., 2] * w / in_w).ceil(), c1 + 1)
+        r2 = torch.maximum((boxes[..., 3] * h / in_h).ceil(), r1 + 1)
+        cols = torch.arange(w, device=boxes.device)
+        rows = torch.arange(h, device=boxes.device)
         in_x = (cols >= c1[..., None]) & (cols < c2[..., None])  # (N, K, W)
         in_y = (rows >= r1[..., None]) & (rows < r2[..., None])  # (N, K, H)
         cells = in_x.sum(-1) * in_y.sum(-1)  # cells of each box on the map
@@ -268,7 +273,10 @@ class FocalGlobalKD(AlignedFeatureTerm):
                 teacher_levels: List[torch.Tensor],
                 data_samples: Sequence[BaseDataElement]) -> torch.Tensor:
         student_levels = self.align(student_levels, teacher_levels)
-        boxes = [_gt_boxes(sample) for sample in data_samples]
+        # padded once for every level: (N, K, 4) float32 and (N, K)
+        boxes, present = padded_boxes(
+            [_gt_boxes(sample) for sample in data_samples],
+            teacher_levels[0].new_zeros((), dtype=torch.float32))
         input_shape = tuple(data_samples[0].metainfo['batch_input_shape'])
         total = teacher_levels[0].new_zeros((), dtype=torch.float32)
         for s, t, r_s, r_t in zip(student_levels, teacher_levels,
@@ -276,8 +284,8 @@ class FocalGlobalKD(AlignedFeatureTerm):
                                   self.teacher_relations):
             s, t = s.float(), t.float()
             diff = s - t
-            fg, bg = focal_box_masks(boxes, t.shape[-2:], input_shape,
-                                     t.device)
+            fg, bg = level_box_masks(boxes, present, t.shape[-2:],
+                                     input_shape)
             fg_loss, bg_loss, attention_loss = _focal_losses(
                 diff, s, t, fg, bg, self.temperature)
             # R_s(s) − R_t(t) = (s − t) + (residual_s − residual_t)
