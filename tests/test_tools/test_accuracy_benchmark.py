@@ -78,10 +78,9 @@ def test_adversarial_methods_train_with_two_optimizers():
     """The harness's optimizer becomes the student's entry of the
     adversarial constructor; other methods keep it as it is."""
     harness = dict(optimizer=dict(type='AdamW', lr=2e-3))
-    plain = osp.join(accuracy.BENCH, accuracy.METHODS[('seg', 'pixel')])
+    plain = accuracy.method_config(('seg', 'pixel'))
     assert accuracy.method_optim_wrapper(plain, harness) == harness
-    adversarial = osp.join(accuracy.BENCH, accuracy.METHODS[
-        ('seg', 'pixel+pair+adversarial')])
+    adversarial = accuracy.method_config(('seg', 'pixel+pair+adversarial'))
     wrapper = accuracy.method_optim_wrapper(adversarial, harness)
     assert wrapper['constructor'] == \
         'mmkd.AdversarialOptimWrapperConstructor'
@@ -137,13 +136,30 @@ MMRAZOR_ROWS = {('det', 'mmrazor_cwd'): ('det', 'cwd'),
     'key', [k for k in accuracy.METHODS if k not in MMRAZOR_ROWS])
 def test_bench_configs_build_with_a_random_teacher(key, tmp_path):
     suite, _ = key
-    teacher_cfg = Config.fromfile(accuracy.SUITES[suite]['teacher'])
-    scope = teacher_cfg.default_scope
-    # ConfigDicts, as the Runner gives them (two-stage detectors read
-    # train_cfg.rpn as an attribute)
-    ckpt = save_teacher(teacher_cfg.model, str(tmp_path / 't.pth'), scope)
-    model_cfg = ConfigDict(accuracy.distill_model(
-        osp.join(accuracy.BENCH, accuracy.METHODS[key]), ckpt))
+    path = accuracy.method_config(key)
+    slots = accuracy.external_teachers(path)
+    scope = Config.fromfile(accuracy.SUITES[suite]['teacher']).default_scope
+
+    def random_teacher(teacher_suite: str) -> str:
+        # ConfigDicts, as the Runner gives them (two-stage detectors read
+        # train_cfg.rpn as an attribute)
+        teacher_cfg = Config.fromfile(
+            accuracy.SUITES[teacher_suite]['teacher'])
+        return save_teacher(teacher_cfg.model,
+                            str(tmp_path / f'{teacher_suite}.pth'), scope)
+
+    if slots is not None:  # named teachers, each its suite's; or an EMA
+        suites = accuracy.teacher_suites(key)
+        ckpts = {name: random_teacher(suites[name]) for name in slots}
+        model_cfg = ConfigDict(accuracy.distill_model(path, teachers=ckpts))
+        for name, ckpt in ckpts.items():
+            assert model_cfg['teachers'][name]['checkpoint'] == ckpt
+        with DefaultScope.overwrite_default_scope(scope):
+            model = MODELS.build(model_cfg)
+        assert type(model).__name__ == 'Distiller'
+        return
+    ckpt = random_teacher(suite)
+    model_cfg = ConfigDict(accuracy.distill_model(path, ckpt))
     if 'teacher_ckpt' in model_cfg:  # a peer's own model (mmdet's LD)
         assert model_cfg['teacher_ckpt'] == ckpt
         with DefaultScope.overwrite_default_scope(scope):
@@ -167,12 +183,10 @@ def test_mmrazor_rows_are_the_manifest_peer_rows_with_our_settings():
     student = Config.fromfile(accuracy.SUITES['det']['student']).model
     teacher = Config.fromfile(accuracy.SUITES['det']['teacher']).model
     for key, ours_key in MMRAZOR_ROWS.items():
-        peer = Config.fromfile(
-            osp.join(accuracy.BENCH, accuracy.METHODS[key]),
-            import_custom_modules=False)
-        ours = Config.fromfile(
-            osp.join(accuracy.BENCH, accuracy.METHODS[ours_key]),
-            import_custom_modules=False).model.distill.fpn
+        peer = Config.fromfile(accuracy.method_config(key),
+                               import_custom_modules=False)
+        ours = Config.fromfile(accuracy.method_config(ours_key),
+                               import_custom_modules=False).model.distill.fpn
         assert peer.custom_imports.imports == ['mmrazor.models']
         model = peer.model.to_dict()
         assert (model['_scope_'], model['type']) == \
@@ -218,7 +232,7 @@ def test_mmrazor_rows_compute_our_losses_or_are_skipped(key, tmp_path,
     ours x (1 - 1/(N*H*W)) per level, MMRazor's sample std); where it does
     not (a clean clone), the harness names it as the reason to skip."""
     monkeypatch.setattr(sys, 'path', list(sys.path))
-    path = osp.join(accuracy.BENCH, accuracy.METHODS[key])
+    path = accuracy.method_config(key)
     reason = accuracy.peer_import_error(path, accuracy.PEERS_PATH)
     if reason is not None:  # the path a clean clone takes
         assert not osp.isdir(osp.join(accuracy.PEERS_PATH, 'mmrazor'))
@@ -235,8 +249,7 @@ def test_mmrazor_rows_compute_our_losses_or_are_skipped(key, tmp_path,
                         str(tmp_path / 't.pth'), 'mmdet')
     with DefaultScope.overwrite_default_scope('mmdet'):
         ours = MODELS.build(accuracy.distill_model(
-            osp.join(accuracy.BENCH, accuracy.METHODS[MMRAZOR_ROWS[key]]),
-            ckpt))
+            accuracy.method_config(MMRAZOR_ROWS[key]), ckpt))
         peer = MODELS.build(accuracy.distill_model(path, ckpt))
     assert type(peer).__name__ == 'FpnTeacherDistill'
     assert not any(p.requires_grad for p in peer.teacher.parameters())
@@ -319,3 +332,190 @@ def test_peer_rows_are_skipped_when_mmrazor_does_not_import(
         (tmp_path / 'none' / 'benchmarks.md').read_text()
     assert json.loads(
         (tmp_path / 'none' / 'benchmarks.json').read_text()) == []
+
+
+# Models with roles: rows with named teachers (each a suite's teacher), a
+# teacher trained at twice the input size and an EMA teacher of the student
+ROLE_ROWS = {('det_atss', 'pkd'), ('det', 'pkd_ensemble_gfl_atss'),
+             ('det', 'pkd_progressive_atss_gfl'), ('det_2x', 'pkd'),
+             ('det', 'pkd_ema')}
+
+
+def test_quick_run_of_multi_teacher_2x_and_ema_rows(tmp_path,
+                                                    runner_state_restored):
+    """Each named teacher is its suite's trained teacher; an EMA row has
+    none ('-' in the table, no gap closed); the 2x suite's teacher trains
+    on its own run; everything is cached on a second run."""
+    out, work = tmp_path / 'docs', tmp_path / 'work'
+    argv = ['--quick', '--methods',
+            'det:pkd_ensemble_gfl_atss,det:pkd_ema,det_2x:pkd', '--seeds',
+            '0', '--out', str(out), '--work-dir', str(work)]
+    rows = accuracy.main(argv)
+    assert [(r['suite'], r['method']) for r in rows] == [
+        ('det', 'pkd_ensemble_gfl_atss'), ('det', 'pkd_ema'),
+        ('det_2x', 'pkd')]
+    for row in rows:
+        assert ROW_KEYS <= set(row)
+        assert len(row['student']) == len(row['distilled']) == 1
+        assert row['s_per_iter'] > 0
+    ensemble, ema, hires = rows
+    assert list(ensemble['teachers']) == ['gfl', 'atss']
+    assert [t['suite'] for t in ensemble['teachers'].values()] == \
+        ['det', 'det_atss']
+    assert ensemble['teacher'] == max(t['AP'] for t in
+                                      ensemble['teachers'].values())
+    assert ema['teachers'] == {} and ema['teacher'] is None
+    assert ema['secondary']['teacher'] is None
+    assert list(hires['teachers']) == ['gfl2x']
+    assert hires['teachers']['gfl2x']['suite'] == 'det_2x'
+    # the runs: three teachers (det, det_atss, det_2x: one config each),
+    # one student shared by the suites, three distilled
+    runs = sorted(p.name for p in work.iterdir() if p.name[:4] == 'det_')
+    assert sum(name.startswith('det_teacher_') for name in runs) == 3
+    assert sum(name.startswith('det_student_seed0_') for name in runs) == 1
+    assert len(runs) == 7
+    table = (out / 'benchmarks.md').read_text()
+    gfl, atss = (ensemble['teachers'][n]['AP'] for n in ('gfl', 'atss'))
+    assert (f'| det | pkd_ensemble_gfl_atss | AP | gfl {gfl:.3f}, '
+            f'atss {atss:.3f} |') in table
+    assert '| det | pkd_ema | AP | - |' in table
+    ema_line = next(line for line in table.splitlines()
+                    if '| pkd_ema |' in line)
+    assert ema_line.split(' | ')[7] == '-'  # gap closed
+    assert 'digits_atss_r18w32.py' in table  # a suite named by a slot
+    assert 'at 2× the input size' in table
+    assert json.loads((out / 'benchmarks.json').read_text()) == rows
+    accuracy.main(argv)
+    assert sorted(p.name for p in work.iterdir()
+                  if p.name[:4] == 'det_') == runs
+
+
+def test_prepare_only_trains_the_teachers_and_students_alone(
+        tmp_path, capsys, runner_state_restored):
+    """--prepare-only: the teachers (each slot's suite) and the students
+    alone, no distilled run and no outputs; the EMA row needs no
+    teacher."""
+    out, work = tmp_path / 'docs', tmp_path / 'work'
+    assert accuracy.main([
+        '--quick', '--prepare-only', '--methods',
+        'det:pkd_ema,det:pkd_progressive_atss_gfl', '--seeds', '0,1',
+        '--out', str(out), '--work-dir', str(work)]) == []
+    runs = sorted(p.name.rsplit('_', 1)[0] for p in work.iterdir()
+                  if p.name[:4] == 'det_')
+    assert runs == ['det_student_seed0', 'det_student_seed1',
+                    'det_teacher', 'det_teacher']
+    assert not (out / 'benchmarks.json').exists()
+    printed = capsys.readouterr().out
+    assert 'suite det: teacher AP' in printed
+    assert 'suite det_atss: teacher AP' in printed
+
+
+def test_role_rows_map_every_named_teacher_to_a_suite_of_their_task():
+    assert ROLE_ROWS <= set(accuracy.METHODS)
+    for key in accuracy.METHODS:
+        path = accuracy.method_config(key)
+        assert osp.isfile(path), path
+        slots = accuracy.external_teachers(path)
+        suites = accuracy.teacher_suites(key)
+        if slots is None:  # one teacher, the row's suite's
+            assert suites == {}
+            continue
+        assert set(suites) == set(slots), key
+        for suite in suites.values():
+            assert accuracy.SUITES[suite]['task'] == \
+                accuracy.SUITES[key[0]]['task']
+    assert accuracy.external_teachers(
+        accuracy.method_config(('det', 'pkd_ema'))) == []
+    assert accuracy.teacher_suites(('det', 'pkd_ensemble_gfl_atss')) == \
+        dict(gfl='det', atss='det_atss')
+
+
+def test_role_rows_are_the_det_pkd_row_but_for_their_teachers():
+    """Every new row: the det row 'pkd' (PearsonFeatureKD at the neck,
+    ConvAdaptor, weight 10, the det student), with its teachers."""
+    pkd = Config.fromfile(accuracy.method_config(('det', 'pkd')),
+                          import_custom_modules=False).model
+    term = pkd.distill.fpn.to_dict()
+    schedules = {}
+    for key in ROLE_ROWS:
+        model = Config.fromfile(accuracy.method_config(key),
+                                import_custom_modules=False).model
+        assert model.student.to_dict() == pkd.student.to_dict()
+        assert model.probe_size == pkd.probe_size
+        (name, row_term), = model.distill.to_dict().items()
+        schedules[key] = row_term.pop('teacher_model', None)
+        assert row_term == term, key
+    assert schedules[('det_atss', 'pkd')] is None  # teacher=, one teacher
+    assert schedules[('det', 'pkd_ensemble_gfl_atss')] == ('gfl', 'atss')
+    assert schedules[('det', 'pkd_progressive_atss_gfl')] == dict(
+        schedule=[(0, 'atss'), (300, 'gfl')], by='iter')
+    assert schedules[('det_2x', 'pkd')] == 'gfl2x'
+    assert schedules[('det', 'pkd_ema')] == 'mean'
+    atss = Config.fromfile(accuracy.method_config(('det_atss', 'pkd')),
+                           import_custom_modules=False).model.teacher
+    assert osp.normpath(atss.config) == \
+        accuracy.SUITES['det_atss']['teacher']
+    hires = Config.fromfile(accuracy.method_config(('det_2x', 'pkd')),
+                            import_custom_modules=False).model.teachers
+    assert hires.gfl2x.inputs == dict(scale=2.0)
+    assert osp.normpath(hires.gfl2x.config) == \
+        accuracy.SUITES['det_2x']['teacher']
+    ema = Config.fromfile(accuracy.method_config(('det', 'pkd_ema')),
+                          import_custom_modules=False).model.teachers
+    assert ema.to_dict() == dict(mean=dict(role='ema', decay=0.999))
+
+
+def test_named_teachers_are_filled_from_the_suites_checkpoints():
+    path = accuracy.method_config(('det', 'pkd_ensemble_gfl_atss'))
+    model = accuracy.distill_model(path, teachers=dict(gfl='g.pth',
+                                                       atss='a.pth'))
+    assert model['teachers']['gfl']['checkpoint'] == 'g.pth'
+    assert model['teachers']['atss']['checkpoint'] == 'a.pth'
+    with pytest.raises(ValueError, match=r"\['atss', 'gfl'\].*\['gfl'\]"):
+        accuracy.distill_model(path, teachers=dict(gfl='g.pth'))
+    ema = accuracy.distill_model(
+        accuracy.method_config(('det', 'pkd_ema')))
+    assert ema['teachers'] == dict(mean=dict(role='ema', decay=0.999))
+
+
+def test_2x_suite_resizes_the_teachers_train_and_val_images_only():
+    def resizes(cfg):
+        return [[step['scale'] for step in loader.dataset.pipeline
+                 if step['type'] == 'Resize']
+                for loader in (cfg.train_dataloader, cfg.val_dataloader)]
+
+    assert accuracy.SUITES['det_2x']['teacher'] == \
+        accuracy.SUITES['det']['teacher']
+    assert accuracy.SUITES['det_2x']['student'] == \
+        accuracy.SUITES['det']['student']
+    cfg = accuracy.task_runner_config('det', {}, 'data', 8, 0, 2, 0)
+    before = accuracy.config_hash(cfg)
+    scaled = accuracy.scale_inputs(
+        accuracy.task_runner_config('det', {}, 'data', 8, 0, 2, 0), 2)
+    assert resizes(cfg) == [[(128, 128)], [(128, 128)]]
+    assert resizes(scaled) == [[(256, 256)], [(256, 256)]]
+    assert accuracy.config_hash(cfg) == before
+    assert accuracy.config_hash(scaled) != before
+
+
+def test_atss_teacher_has_the_gfl_students_priors_and_teachers_widths():
+    import torch
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        atss, gfl_teacher, student = (MODELS.build(Config.fromfile(
+            accuracy.SUITES[suite][role]).model) for suite, role in (
+                ('det_atss', 'teacher'), ('det', 'teacher'),
+                ('det', 'student')))
+    assert type(atss).__name__ == 'ATSS'
+    a, s = atss.bbox_head.prior_generator, student.bbox_head.prior_generator
+    assert a.strides == s.strides and \
+        a.num_base_priors == s.num_base_priors == [1, 1, 1]
+    assert atss.bbox_head.num_classes == student.bbox_head.num_classes
+    sizes = [(16, 16), (8, 8), (4, 4)]
+    for x, y in zip(a.grid_priors(sizes, device='cpu'),
+                    s.grid_priors(sizes, device='cpu')):
+        assert torch.equal(x, y)
+    inputs = torch.zeros(1, 3, 128, 128)
+    atss.eval(), gfl_teacher.eval()
+    with torch.no_grad():
+        assert [f.shape for f in atss.extract_feat(inputs)] == \
+            [f.shape for f in gfl_teacher.extract_feat(inputs)]

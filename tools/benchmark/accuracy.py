@@ -25,10 +25,16 @@ Outputs in ``--out``: ``benchmarks.md`` (table, command, machine, date),
 method with seed error bars) and ``benchmarks_loss.png`` (loss curves of
 the student alone vs distilled, first seed).
 
+Rows with named teachers (``model.teachers``: several teachers, a teacher
+at another input size, an EMA teacher of the student) take each named
+teacher from the suite the manifest maps it to; ``--prepare-only`` trains
+the teachers and students alone the chosen rows need, and nothing else.
+
 Usage::
 
     python tools/benchmark/accuracy.py [--methods fgfi,seg:pixel]
         [--seeds 0,1,2] [--quick] [--out docs] [--work-dir work_dirs/bench]
+        [--prepare-only]
 """
 import argparse
 import copy
@@ -82,13 +88,32 @@ SUITES = {
         task='det', metric='AP', secondary='AP50',
         student=osp.join(BENCH, '_base_', 'digits_faster-rcnn_r18w16.py'),
         teacher=osp.join(BENCH, '_base_', 'digits_faster-rcnn_r18w32.py')),
+    # a teacher of another head family (ATSS) at the 'det' teacher's
+    # widths, FPN levels and priors: alone, and beside the 'det' GFL
+    # teacher in the multi-teacher rows
+    'det_atss': dict(
+        task='det', metric='AP', secondary='AP50',
+        student=osp.join(BENCH, '_base_', 'digits_gfl_r18w16.py'),
+        teacher=osp.join(BENCH, '_base_', 'digits_atss_r18w32.py')),
+    # the 'det' teacher's model trained and evaluated on the images
+    # resized 2x (teacher_scale: 256x256, boxes alike); its student, like
+    # every student, at 128x128
+    'det_2x': dict(
+        task='det', metric='AP', secondary='AP50',
+        student=osp.join(BENCH, '_base_', 'digits_gfl_r18w16.py'),
+        teacher=osp.join(BENCH, '_base_', 'digits_gfl_r18w32.py'),
+        teacher_scale=2),
     'seg': dict(task='seg', metric='mIoU', secondary='mAcc',
                 student=osp.join(BENCH, '_base_', 'digits_fcn_r18w16-d8.py'),
                 teacher=osp.join(BENCH, '_base_',
                                  'digits_fcn_r18w32-d8.py')),
 }
 
-# The manifest: (suite, method) -> distill config.
+# The manifest: (suite, method) -> distill config, or, for a config with
+# named teachers (``model.teachers``), ``dict(config=..., teachers={slot:
+# suite})``: each named frozen teacher's checkpoint is that suite's
+# trained teacher. Slots without a config (an EMA teacher of the student)
+# need none; a row whose config names no external teacher has none.
 METHODS = {
     ('det', 'fgfi'):
     'det/fgfi_neck_digits_gfl_r18w32_r18w16.py',
@@ -141,7 +166,38 @@ METHODS = {
     ('det_rcnn', 'soft_targets+bounded_regression'):
     'det/soft-targets-bounded-regression_rpn-roi_digits_faster-rcnn_'
     'r18w32_r18w16.py',
+    # models with roles: another teacher, several teachers, a teacher at
+    # twice the resolution, an EMA of the student (PKD at the neck, as the
+    # det row 'pkd')
+    ('det_atss', 'pkd'):
+    'det/pkd_neck_digits_atss-r18w32_gfl-r18w16.py',
+    ('det', 'pkd_ensemble_gfl_atss'): dict(
+        config='det/pkd-ensemble_neck_digits_gfl-atss-r18w32_gfl-r18w16.py',
+        teachers=dict(gfl='det', atss='det_atss')),
+    ('det', 'pkd_progressive_atss_gfl'): dict(
+        config='det/pkd-progressive_neck_digits_atss-gfl-r18w32_gfl-'
+        'r18w16.py',
+        teachers=dict(gfl='det', atss='det_atss')),
+    ('det_2x', 'pkd'): dict(
+        config='det/pkd_neck_digits_gfl_r18w32-2x-input_r18w16.py',
+        teachers=dict(gfl2x='det_2x')),
+    ('det', 'pkd_ema'):
+    'det/pkd-ema_neck_digits_gfl_r18w16.py',
 }
+
+
+def method_config(key: Tuple[str, str]) -> str:
+    """The path of a manifest row's distill config."""
+    value = METHODS[key]
+    return osp.join(BENCH, value if isinstance(value, str) else
+                    value['config'])
+
+
+def teacher_suites(key: Tuple[str, str]) -> Dict[str, str]:
+    """``{slot: suite}``: the suite whose teacher fills each named
+    teacher of a manifest row (empty for a single-teacher row)."""
+    value = METHODS[key]
+    return {} if isinstance(value, str) else dict(value.get('teachers', {}))
 
 # Schedules per task: the full benchmark, sized for a shared 2-core CPU
 # (about an hour), and the smoke run of the test suite.
@@ -277,16 +333,64 @@ def run_cached(task: str, name: str, cfg: Config, cache: str,
     return result
 
 
-def distill_model(method_config: str, teacher_ckpt: str) -> dict:
+def external_teachers(method_config: str) -> Optional[List[str]]:
+    """The named teachers a distill config loads from a checkpoint (the
+    slots of ``model.teachers`` with a ``config``), or ``None`` for a config
+    with one teacher (``model.teacher``, or a peer model's
+    ``teacher_ckpt``). An EMA teacher of the student is no such slot."""
+    model = Config.fromfile(method_config,
+                            import_custom_modules=False).model
+    if 'teachers' not in model:
+        return None
+    return [name for name, slot in model.teachers.items()
+            if 'config' in slot]
+
+
+def distill_model(method_config: str, teacher_ckpt: Optional[str] = None,
+                  teachers: Optional[Dict[str, str]] = None) -> dict:
     """The method's distill config with the trained teacher filled in
     (``model.teacher.checkpoint`` of an mmkd distiller, or
     ``model.teacher_ckpt`` of a peer model such as mmdet's
-    ``KnowledgeDistillationSingleStageDetector``)."""
+    ``KnowledgeDistillationSingleStageDetector``); for a config with named
+    teachers, ``teachers`` maps every slot that loads one
+    (:func:`external_teachers`) to its checkpoint."""
     cfg = Config.fromfile(method_config)
-    key = 'model.teacher_ckpt' if 'teacher_ckpt' in cfg.model else \
-        'model.teacher.checkpoint'
-    cfg.merge_from_dict({key: teacher_ckpt})
+    slots = external_teachers(method_config)
+    if slots is None:
+        key = 'model.teacher_ckpt' if 'teacher_ckpt' in cfg.model else \
+            'model.teacher.checkpoint'
+        cfg.merge_from_dict({key: teacher_ckpt})
+        return cfg.model.to_dict()
+    teachers = dict(teachers or {})
+    if set(teachers) != set(slots):
+        raise ValueError(
+            f'{osp.relpath(method_config, REPO)} loads the teachers '
+            f'{sorted(slots)} from checkpoints, but the harness was given '
+            f'checkpoints for {sorted(teachers)}: map each of its slots to '
+            f'a suite in METHODS (dict(config=..., teachers={{slot: '
+            f'suite}})).')
+    cfg.merge_from_dict({f'model.teachers.{name}.checkpoint': path
+                         for name, path in teachers.items()})
     return cfg.model.to_dict()
+
+
+def scale_inputs(cfg: Config, scale: float) -> Config:
+    """``cfg`` with its train and val images (and their boxes) resized
+    ``scale``x: every ``Resize`` of both pipelines gets a ``scale``-times
+    larger target. The metric reads boxes in the original image's
+    coordinates, as mmdet rescales predictions back."""
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        steps = loader.dataset.pipeline
+        resizes = [i for i, step in enumerate(steps)
+                   if step['type'] == 'Resize']
+        if not resizes:
+            raise ValueError('teacher_scale needs a Resize in the pipeline')
+        # new step dicts: the train and val pipelines may be one object
+        loader.dataset.pipeline = [
+            dict(step, scale=tuple(int(round(side * scale))
+                                   for side in step['scale']))
+            if i in resizes else step for i, step in enumerate(steps)]
+    return cfg
 
 
 # The folder holding a peer's package (MMRazor, whose own algorithms some
@@ -326,7 +430,7 @@ def split_peer_rows(methods: List[Tuple[str, str]], peers_path: str
     the peer rows skipped because their package is not importable."""
     runnable, skipped = [], {}
     for key in methods:
-        reason = peer_import_error(osp.join(BENCH, METHODS[key]), peers_path)
+        reason = peer_import_error(method_config(key), peers_path)
         if reason is None:
             runnable.append(key)
         else:
@@ -360,52 +464,93 @@ def summarize(values: Sequence[float]) -> Tuple[float, float]:
 def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
                   schedules: Dict[str, Dict[str, int]], cache: str,
                   progress_interval: int = 50,
-                  on_row: Optional[Callable[[List[Dict], Dict], None]] = None
-                  ) -> Tuple[List[Dict], Dict]:
+                  on_row: Optional[Callable[[List[Dict], Dict], None]] = None,
+                  prepare_only: bool = False) -> Tuple[List[Dict], Dict]:
     """Every run the chosen methods need; returns the JSON rows and the
     loss records of the first seed (``{task: (student, distilled)}``).
-    ``on_row(rows, curves)`` is called after each finished method."""
-    rows, curves, prepared = [], {}, {}
+    ``on_row(rows, curves)`` is called after each finished method.
+    ``prepare_only``: train (or load) only the teachers and the students
+    alone that the methods need, and return no rows."""
+    rows, curves, builders, teachers, students_alone = [], {}, {}, {}, {}
 
-    def prepare(suite: str) -> Tuple[Callable, Dict, List[Dict]]:
-        """The suite's config builder, teacher and student-alone runs,
-        trained once and shared by all its methods."""
-        if suite in prepared:
-            return prepared[suite]
-        spec = SUITES[suite]
-        task = spec['task']
-        sched = schedules[task]
-        data_root = ensure_data(task, cache, sched['num_train'],
-                                sched['num_val'])
+    def builder(suite: str) -> Callable[[dict, int, int, int], Config]:
+        """The runner config builder of a suite's task (its data made
+        once)."""
+        if suite not in builders:
+            task = SUITES[suite]['task']
+            sched = schedules[task]
+            data_root = ensure_data(task, cache, sched['num_train'],
+                                    sched['num_val'])
 
-        def config(model: dict, iters: int, seed: int,
-                   batch_size: int) -> Config:
-            return task_runner_config(task, model, data_root, iters, seed,
-                                      batch_size, sched['num_workers'])
+            def config(model: dict, iters: int, seed: int,
+                       batch_size: int) -> Config:
+                return task_runner_config(task, model, data_root, iters,
+                                          seed, batch_size,
+                                          sched['num_workers'])
+            builders[suite] = config
+        return builders[suite]
 
-        teacher = run_cached(task, 'teacher', config(
-            Config.fromfile(spec['teacher']).model.to_dict(),
-            sched['teacher_iters'], 0, sched['batch_size']), cache,
-            progress_interval)
-        student_model = Config.fromfile(spec['student']).model.to_dict()
-        students = [run_cached(task, f'student_seed{seed}', config(
-            student_model, sched['student_iters'], seed,
-            sched['student_batch_size']), cache, progress_interval)
-            for seed in seeds]
-        prepared[suite] = (config, teacher, students)
-        return prepared[suite]
+    def teacher_of(suite: str) -> Dict:
+        """The suite's trained teacher, shared by all its methods (and by
+        other suites' rows that name it)."""
+        if suite not in teachers:
+            spec = SUITES[suite]
+            sched = schedules[spec['task']]
+            cfg = builder(suite)(
+                Config.fromfile(spec['teacher']).model.to_dict(),
+                sched['teacher_iters'], 0, sched['batch_size'])
+            if spec.get('teacher_scale'):
+                cfg = scale_inputs(cfg, spec['teacher_scale'])
+            teachers[suite] = run_cached(spec['task'], 'teacher', cfg,
+                                         cache, progress_interval)
+        return teachers[suite]
+
+    def students_of(suite: str) -> List[Dict]:
+        """The suite's student-alone runs, one a seed."""
+        if suite not in students_alone:
+            spec = SUITES[suite]
+            sched = schedules[spec['task']]
+            student_model = Config.fromfile(spec['student']).model.to_dict()
+            students_alone[suite] = [run_cached(
+                spec['task'], f'student_seed{seed}', builder(suite)(
+                    student_model, sched['student_iters'], seed,
+                    sched['student_batch_size']), cache, progress_interval)
+                for seed in seeds]
+        return students_alone[suite]
 
     for suite, method in methods:
         spec = SUITES[suite]
         task = spec['task']
         sched = schedules[task]
-        config, teacher, students = prepare(suite)
-        path = osp.join(BENCH, METHODS[(suite, method)])
-        model = distill_model(path, teacher['checkpoint'])
+        path = method_config((suite, method))
+        slots = external_teachers(path)
+        metric, second = spec['metric'], spec['secondary']
+        if slots is None:  # one teacher: the suite's
+            teacher = teacher_of(suite)
+            students = students_of(suite)
+            if prepare_only:
+                continue
+            model = distill_model(path, teacher['checkpoint'])
+            named = None
+        else:  # named teachers, each a suite's (or none: an EMA teacher)
+            slot_suites = teacher_suites((suite, method))
+            slot_teachers = {name: teacher_of(slot_suites[name])
+                             for name in slots if name in slot_suites}
+            students = students_of(suite)
+            if prepare_only:
+                continue
+            model = distill_model(path, teachers={
+                name: t['checkpoint'] for name, t in slot_teachers.items()})
+            named = {name: dict(suite=slot_suites[name],
+                                **{metric: t[metric], second: t[second]})
+                     for name, t in slot_teachers.items()}
+            # the gap closed is to the best of the row's teachers
+            teacher = max(slot_teachers.values(), key=lambda t: t[metric],
+                          default=None)
 
         def distilled_config(seed: int) -> Config:
-            cfg = config(model, sched['student_iters'], seed,
-                         sched['student_batch_size'])
+            cfg = builder(suite)(model, sched['student_iters'], seed,
+                                 sched['student_batch_size'])
             cfg.optim_wrapper = method_optim_wrapper(
                 path, cfg.optim_wrapper.to_dict())
             return cfg
@@ -414,14 +559,13 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
                                 distilled_config(seed), cache,
                                 progress_interval)
                      for seed in seeds]
-        metric, second = spec['metric'], spec['secondary']
         rows.append(dict(
             task=task, suite=suite, method=method,
             config=osp.relpath(path, REPO), metric=metric,
             seeds=list(seeds),
             student=[r[metric] for r in students],
             distilled=[r[metric] for r in distilled],
-            teacher=teacher[metric],
+            teacher=teacher[metric] if teacher else None,
             s_per_iter=statistics.mean(
                 r['s_per_iter'] for r in distilled),
             student_s_per_iter=statistics.mean(
@@ -430,7 +574,9 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
                 metric=second,
                 student=[r[second] for r in students],
                 distilled=[r[second] for r in distilled],
-                teacher=teacher[second])))
+                teacher=teacher[second] if teacher else None)))
+        if named is not None:
+            rows[-1]['teachers'] = named
         # a peer's own model may log its losses under other names
         # (MMRazor: student.loss_cls): the curves come from a row that
         # logs the student's
@@ -439,10 +585,21 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
                                      distilled[0]['losses']))
         if on_row is not None:
             on_row(rows, curves)
+    if prepare_only:
+        for suite, teacher in teachers.items():
+            metric = SUITES[suite]['metric']
+            print(f'[{SUITES[suite]["task"]}] suite {suite}: teacher '
+                  f'{metric} {teacher[metric]:.4g}, '
+                  f'{teacher["s_per_iter"]:.3f} s/iter, '
+                  f'{teacher["checkpoint"]}', flush=True)
     return rows, curves
 
 
 def gap_closed(row: Dict) -> float:
+    """The fraction of the teacher-student gap the method closes (NaN for
+    a row without an external teacher)."""
+    if row['teacher'] is None:
+        return float('nan')
     student = statistics.mean(row['student'])
     gap = row['teacher'] - student
     gain = statistics.mean(row['distilled']) - student
@@ -462,6 +619,10 @@ def _pm(values: Sequence[float], metric: str) -> str:
     return f'{_fmt(mean, metric)} ± {_fmt(std, metric)}'
 
 
+def _percent(value: float) -> str:
+    return '-' if value != value else f'{value:.0%}'  # NaN: no teacher
+
+
 def machine() -> str:
     """CPU model and core count (``lscpu``), or the platform's name."""
     try:
@@ -477,6 +638,29 @@ def machine() -> str:
 
 def _suite(row: Dict) -> str:
     return row.get('suite', row['task'])
+
+
+def _teacher_cell(row: Dict) -> str:
+    """The teacher column: the teacher's metric; for named teachers, each
+    by name where there are several; '-' where there is none (an EMA
+    teacher of the student)."""
+    named = row.get('teachers')
+    if named is None:
+        return _fmt(row['teacher'], row['metric'])
+    if not named:
+        return '-'
+    if len(named) == 1:
+        return _fmt(next(iter(named.values()))[row['metric']], row['metric'])
+    return ', '.join(f'{name} {_fmt(t[row["metric"]], row["metric"])}'
+                     for name, t in named.items())
+
+
+def _suite_text(suite: str) -> str:
+    spec = SUITES[suite]
+    scale = spec.get('teacher_scale')
+    return (f'{suite}: `{osp.basename(spec["teacher"])}`' +
+            (f' (trained and scored at {scale}× the input size)'
+             if scale else '') + f' → `{osp.basename(spec["student"])}`')
 
 
 def format_markdown(rows: List[Dict], schedules: Dict[str, Dict[str, int]],
@@ -503,15 +687,20 @@ def format_markdown(rows: List[Dict], schedules: Dict[str, Dict[str, int]],
         'initialisation and data order, the data are fixed',
         '- suites (teacher → student, `configs/bench/_base_/`): ' +
         '; '.join(
-            f'{suite}: `{osp.basename(SUITES[suite]["teacher"])}` → '
-            f'`{osp.basename(SUITES[suite]["student"])}`'
-            for suite in dict.fromkeys(_suite(r) for r in rows)
+            _suite_text(suite) for suite in dict.fromkeys(
+                s for r in rows for s in [_suite(r)] + [
+                    t['suite'] for t in r.get('teachers', {}).values()])
             if suite in SUITES) +
         '; detection is scored by COCO AP (pycocotools), segmentation by '
         'mIoU (%) over 11 classes (mmseg IoUMetric)',
         '- s/iter: wall time of a training iteration, data loading '
         'included, mean over seeds (student alone → distilled); the CPU '
-        'is shared with other jobs, so times are indicative only',
+        'is shared with other jobs, so times are indicative only'] + ([
+            '- named teachers (`teachers=dict(...)`): each is the teacher '
+            'of the suite the manifest maps it to; with several, the '
+            'teacher column names each and the gap closed is to the best; '
+            '`-`: no external teacher (an EMA of the student), no gap'
+        ] if any('teachers' in r for r in rows) else []) + [
         '', '| suite | method | metric | teacher | student | distilled | '
         'gain | gap closed | second metric (student → distilled) | '
         's/iter | config |',
@@ -527,10 +716,10 @@ def format_markdown(rows: List[Dict], schedules: Dict[str, Dict[str, int]],
                        if second else '')
         lines.append(
             f'| {_suite(row)} | {row["method"]} | {metric} | '
-            f'{_fmt(row["teacher"], metric)} | '
+            f'{_teacher_cell(row)} | '
             f'{_pm(row["student"], metric)} | '
             f'{_pm(row["distilled"], metric)} | '
-            f'{_signed(gain, metric)} | {gap_closed(row):.0%} | '
+            f'{_signed(gain, metric)} | {_percent(gap_closed(row))} | '
             f'{second_text} | '
             f'{row.get("student_s_per_iter", float("nan")):.3f} → '
             f'{row["s_per_iter"]:.3f} | `{row["config"]}` |')
@@ -637,6 +826,11 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help='override every task\'s teacher schedule')
     parser.add_argument('--student-iters', type=int,
                         help='override every task\'s student schedule')
+    parser.add_argument('--prepare-only', action='store_true',
+                        help='train (or load from the cache) only the '
+                        'teachers and the students alone the chosen '
+                        'methods need, print the teachers\' metrics and '
+                        'write no outputs')
     parser.add_argument('--progress-interval', type=int, default=50)
     parser.add_argument('--peers-path', default=PEERS_PATH,
                         help='folder holding MMRazor\'s package for its '
@@ -690,6 +884,10 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
             plot(rows, curves, args.out)
         return report
 
+    if args.prepare_only:
+        run_benchmark(methods, args.seeds, schedules, args.work_dir,
+                      args.progress_interval, prepare_only=True)
+        return []
     rows, curves = run_benchmark(methods, args.seeds, schedules,
                                  args.work_dir, args.progress_interval,
                                  write_outputs)

@@ -1,0 +1,23 @@
+# PKD from an ensemble of two teachers: the det row `pkd` (weight 10, 1x1
+# adaptors 32 -> 64) against the average of the GFL and the ATSS teachers'
+# FPN maps (_base_/digits_gfl_r18w32.py and digits_atss_r18w32.py: same
+# widths and levels), one term, one adaptor per level.
+# tools/benchmark/accuracy.py fills in each teacher's checkpoint (`gfl`: the
+# det suite's teacher, `atss`: the det_atss suite's).
+_base_ = '../_base_/digits_gfl_r18w16.py'
+custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
+
+model = dict(
+    _delete_=True,
+    type='mmkd.Distiller',
+    student={{_base_.model}},
+    teachers=dict(
+        gfl=dict(config='{{ fileDirname }}/../_base_/digits_gfl_r18w32.py',
+                 checkpoint='work_dirs/bench/det_teacher.pth'),
+        atss=dict(config='{{ fileDirname }}/../_base_/digits_atss_r18w32.py',
+                  checkpoint='work_dirs/bench/det_atss_teacher.pth')),
+    distill=dict(
+        fpn=dict(type='PearsonFeatureKD', student='neck', teacher='neck',
+                 teacher_model=('gfl', 'atss'),
+                 adaptor=dict(type='ConvAdaptor'), loss_weight=10.0)),
+    probe_size=(128, 128))
