@@ -27,15 +27,25 @@ from mmkd.utils import load_state_dict_file  # noqa: E402
 PREFIX = 'student.'
 
 
-def extract_student(checkpoint: dict) -> dict:
-    """The plain student checkpoint of a distiller checkpoint."""
+def extract_student(checkpoint: dict, prefix: str = PREFIX) -> dict:
+    """The plain student checkpoint of a distiller checkpoint.
+
+    Args:
+        checkpoint: a loaded checkpoint (``state_dict`` and ``meta``).
+        prefix: the student's key prefix, removed from the keys kept;
+            ``''`` keeps every weight (slims a plain model's training
+            checkpoint to its weights and dataset meta).
+
+    Raises:
+        ValueError: no weight has the prefix.
+    """
     state_dict = checkpoint.get('state_dict', checkpoint)
-    student = OrderedDict((k[len(PREFIX):], v)
+    student = OrderedDict((k[len(prefix):], v)
                           for k, v in state_dict.items()
-                          if k.startswith(PREFIX))
+                          if k.startswith(prefix))
     if not student:
         raise ValueError(
-            'No "student." weights in this checkpoint: it is not an mmkd '
+            f'No "{prefix}" weights in this checkpoint: it is not an mmkd '
             'distiller checkpoint (a plain mmdet/mmseg checkpoint needs no '
             'extraction).')
     meta = {}
@@ -45,6 +55,15 @@ def extract_student(checkpoint: dict) -> dict:
             meta[key] = old_meta[key]
     meta['extracted_by'] = 'mmkd tools/extract_student.py'
     return dict(state_dict=student, meta=meta)
+
+
+def save_checkpoint(checkpoint: dict, out: str) -> None:
+    """``torch.save`` to ``out`` through a temporary file, so that an
+    interrupted write never leaves a half-written ``out`` behind."""
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    tmp = f'{out}.tmp'
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, out)
 
 
 def check_against_config(state_dict: dict, config: str) -> None:
@@ -81,10 +100,7 @@ def main() -> None:
             check_against_config(plain['state_dict'], args.student_config)
     except (FileNotFoundError, RuntimeError, ValueError) as err:
         raise SystemExit(f'extract_student: {err}')
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    tmp = f'{args.out}.tmp'
-    torch.save(plain, tmp)
-    os.replace(tmp, args.out)  # never leaves a half-written OUT behind
+    save_checkpoint(plain, args.out)
     print(f'Wrote {len(plain["state_dict"])} student tensors to {args.out}')
 
 

@@ -8,6 +8,7 @@ Usage::
 import argparse
 import os.path as osp
 import sys
+from typing import Optional
 
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -38,10 +39,29 @@ def parse_args() -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace) -> Config:
     cfg = load_runner_config(args)
-    if args.amp and not enable_amp(cfg.optim_wrapper):
+    prepare_training(cfg, amp=args.amp, resume=args.resume)
+    return cfg
+
+
+def prepare_training(cfg: Config, amp: bool = False,
+                     resume: Optional[str] = None) -> None:
+    """Apply ``--amp`` and ``--resume`` to ``cfg`` and guard its
+    checkpoints (``mmkd.FiniteCheckpointHook``), in place.
+
+    Args:
+        cfg: a runner config whose ``work_dir`` is set.
+        amp: turn every optimizer wrapper into ``AmpOptimWrapper``.
+        resume: ``None`` (train from the start), ``'auto'`` (the latest
+            checkpoint of the work dir, if any) or a checkpoint path.
+
+    Raises:
+        SystemExit: the checkpoint to resume from is missing or does not
+            load; the message names it and a good one to use instead.
+    """
+    if amp and not enable_amp(cfg.optim_wrapper):
         # every wrapper, also each of an OptimWrapperDict config
         print('AMP is already enabled in the config.')
-    if args.resume == 'auto':
+    if resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
         latest = latest_checkpoint(cfg.work_dir)
@@ -49,15 +69,14 @@ def build_config(args: argparse.Namespace) -> Config:
             check_resume_checkpoint(
                 latest, f'the latest, named in '
                 f'{osp.join(cfg.work_dir, "last_checkpoint")}')
-    elif args.resume is not None:
-        if not osp.isfile(args.resume):
+    elif resume is not None:
+        if not osp.isfile(resume):
             raise SystemExit(f'Checkpoint to resume from not found: '
-                             f'{args.resume}')
-        check_resume_checkpoint(args.resume, 'given to --resume')
+                             f'{resume}')
+        check_resume_checkpoint(resume, 'given to --resume')
         cfg.resume = True
-        cfg.load_from = args.resume
+        cfg.load_from = resume
     add_finite_checkpoint_hook(cfg)
-    return cfg
 
 
 def add_finite_checkpoint_hook(cfg: Config) -> None:
@@ -69,15 +88,19 @@ def add_finite_checkpoint_hook(cfg: Config) -> None:
     cfg.custom_hooks = hooks
 
 
+def build_runner(cfg: Config) -> Runner:
+    """The config's ``runner_type`` (from MMEngine's ``RUNNERS``) or
+    MMEngine's ``Runner``, built from ``cfg`` (the model included)."""
+    if 'runner_type' in cfg:
+        from mmengine.registry import RUNNERS
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
 def main() -> None:
     cfg = build_config(parse_args())
     with annotation_errors_named(cfg):
-        if 'runner_type' in cfg:
-            from mmengine.registry import RUNNERS
-            runner = RUNNERS.build(cfg)
-        else:
-            runner = Runner.from_cfg(cfg)
-        runner.train()
+        build_runner(cfg).train()
 
 
 if __name__ == '__main__':
