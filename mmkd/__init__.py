@@ -9,7 +9,7 @@ from .utils import allow_mmengine_checkpoint_types
 allow_mmengine_checkpoint_types()
 
 from . import adaptors, discriminators, distillers  # noqa: E402,F401
-from . import hooks, losses, masks, optim  # noqa: E402,F401
+from . import hooks, losses, masks, optim, transforms  # noqa: E402,F401
 from .distillers import Distiller  # noqa: E402
 from .losses import FeatureImitation, PixelwiseKD  # noqa: E402
 

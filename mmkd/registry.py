@@ -3,7 +3,7 @@
 Models, terms, adaptors, masks and discriminators are registered in
 :data:`MODELS`, hooks in :data:`HOOKS`, optimizer-wrapper constructors in
 :data:`OPTIM_WRAPPER_CONSTRUCTORS`, DDP wrappers in :data:`MODEL_WRAPPERS`,
-all under the scope ``mmkd``.
+data transforms in :data:`TRANSFORMS`, all under the scope ``mmkd``.
 ``locations`` lets MMEngine import the modules that register them on first
 use, so ``type='mmkd.Distiller'`` builds from any MMDetection or
 MMSegmentation config, with or without ``custom_imports``.
@@ -13,6 +13,7 @@ from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
     OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
 MODELS = Registry(
@@ -36,3 +37,9 @@ MODEL_WRAPPERS = Registry(
     parent=MMENGINE_MODEL_WRAPPERS,
     scope='mmkd',
     locations=['mmkd.distillers'])
+
+TRANSFORMS = Registry(
+    'transform',
+    parent=MMENGINE_TRANSFORMS,
+    scope='mmkd',
+    locations=['mmkd.transforms'])

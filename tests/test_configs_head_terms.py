@@ -9,7 +9,7 @@ from conftest import REPO
 from test_configs import _build
 
 from mmkd.distillers.probe import make_probe_batch
-from mmkd.heads import DenseHeadTerm
+from mmkd.losses import DenseHeadTerm
 
 FOLDERS = ('ld', 'chen2017', 'bckd', 'crosskd')
 CONFIGS = sorted(p for folder in FOLDERS for p in glob.glob(

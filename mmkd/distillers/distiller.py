@@ -1,14 +1,19 @@
-"""The single-teacher distiller: one MMEngine model holding a student (any
-mmdet detector or mmseg segmentor, config unchanged) and a frozen teacher.
+"""The distiller: one MMEngine model holding a student (any mmdet detector
+or mmseg segmentor, config unchanged) and the models it learns from, each
+in a *slot* with a role (:mod:`mmkd.slots`): frozen teachers and EMA
+teachers of the student.
 
 One training step::
 
     batch -> student.data_preprocessor -> inputs, data_samples
-       |-> teacher (eval, no_grad, stops after the deepest module read)
+       |-> each teacher some term reads at this step (eval, no_grad, its
+       |   own inputs, stops after the deepest module its terms read)
        |-> student.loss(inputs, data_samples) -> task losses
-       '-> every term(student records, teacher records) -> loss_distill_<name>
+       '-> every term(student records, its teacher's records)
+                                              -> loss_distill_<name>
 """
 import copy
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -22,41 +27,61 @@ from ..losses.base import DistillTerm
 from ..recorders import (ModelRecorder, StopForward, recorded_tensors,
                          require_module)
 from ..registry import MODELS
+from ..slots import (ModelSlot, SlotInputs, TeacherChoice, TeacherEnsemble,
+                     parse_autocast, slot_autocast)
 from ..utils.validation import check_image_size
 from .adversarial_step import adversarial_train_step
+from .ema import (STATE_PREFIX, UPDATES_KEY, ema_momentum, ema_update,
+                  make_ema_copy)
 from .nonfinite import NonFiniteLossGuard
 from .probe import make_probe_batch, probe_device, probing
+from .slot_inputs import (ExtraInputsPreprocessor, copy_samples,
+                          extra_inputs_of, rescale_batch)
 from .teacher import (build_frozen_teacher, build_model_in_scope,
-                      check_teacher_reference, current_scope,
-                      parse_teacher_autocast, teacher_autocast)
+                      check_ema_decay, check_teacher_reference,
+                      current_scope)
 from .teacher_inputs import TeacherInputConverter
+
+#: the slot name of the short form ``teacher=dict(...)``
+DEFAULT_TEACHER = 'teacher'
 
 
 @MODELS.register_module()
 class Distiller(BaseModel):
-    """Distil a frozen teacher into a student with named loss terms.
+    """Distil one or several teachers into a student with named terms.
 
-    The teacher is frozen (``requires_grad=False``), in eval mode that
+    Every teacher is frozen (``requires_grad=False``), in eval mode that
     ``model.train()`` cannot flip (it is not a submodule), runs under
-    ``torch.no_grad()`` and only as deep as the deepest module any term
-    reads, never computes losses, and is kept out of ``state_dict()``,
-    checkpoints, the optimizer and DDP's gradient reducer. It still follows
-    ``.to()``, ``.cuda()`` and ``.half()``. ``predict``/``tensor`` modes go
-    straight to the student, so val and test evaluate the student.
+    ``torch.no_grad()``, once a step and only when some term reads it at
+    that step, only as deep as the deepest module those terms read, never
+    computes losses, and is kept out of ``state_dict()``, checkpoints, the
+    optimizer and DDP's gradient reducer; an EMA teacher is saved with the
+    state dict (resume is exact) and never exported. Teachers follow
+    ``.to()``, ``.cuda()`` and ``.half()``. ``predict``/``tensor`` modes
+    go straight to the student, so val and test evaluate the student.
 
     Args:
         student: the student model config (e.g. ``{{_base_.model}}``),
             built in the config's ``default_scope``.
         teacher: ``dict(config=..., checkpoint=...)``: the teacher config
             (a file, ``mmdet::``/``mmseg::`` path, full config or model
-            dict) and its weights (local path or URL), required.
-            ``autocast=True`` (or ``'float16'``/``'bfloat16'``) runs the
-            teacher under ``torch.autocast`` (cheaper on GPUs with
-            float16/bfloat16 tensor cores); default ``False``: float32,
-            even when training with ``--amp``.
-            See :func:`~mmkd.distillers.teacher.parse_teacher_autocast`.
+            dict) and its weights (local path or URL). Optional keys:
+            ``autocast`` (``True``, ``'float16'`` or ``'bfloat16'`` runs
+            it under ``torch.autocast``; default ``False``: float32, even
+            when training with ``--amp``; see
+            :func:`~mmkd.slots.parse_autocast`), ``inputs`` (its own
+            resolution or batch key, :class:`~mmkd.slots.SlotInputs`),
+            ``strip_prefix``. The short form of ``teachers=dict(
+            teacher=...)``.
         distill: ``{name: term config}``; each term becomes a
-            ``loss_distill_<name>`` entry of the loss dict.
+            ``loss_distill_<name>`` entry of the loss dict. With several
+            teachers each term names the one it reads: ``teacher_model=``
+            a name, a tuple of names (their average) or a schedule
+            (:class:`~mmkd.slots.TeacherChoice`).
+        teachers: ``{name: teacher config}`` instead of ``teacher``: each
+            a frozen teacher as above, or ``dict(role='ema', decay=0.999)``
+            (an EMA teacher of the student, no checkpoint; see
+            :mod:`mmkd.distillers.ema`).
         probe_size: (H, W) of the dummy input used at build time to infer
             adaptor channels and check shapes. Default (256, 256).
         nonfinite_loss: what a training step does when a loss is NaN or
@@ -68,68 +93,153 @@ class Distiller(BaseModel):
         data_preprocessor: ignored when ``None`` (the student's own data
             preprocessor is used, so the user's config is unchanged).
         init_cfg: MMEngine init config of the distiller.
+
+    Examples:
+        >>> model = dict(
+        ...     type='mmkd.Distiller',
+        ...     student={{_base_.model}},
+        ...     teachers=dict(
+        ...         r101=dict(config='mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py',
+        ...                   checkpoint='https://.../gfl_r101.pth'),
+        ...         x101=dict(config='...', checkpoint='...',
+        ...                   inputs=dict(scale=1.5))),
+        ...     distill=dict(
+        ...         neck=dict(type='PearsonFeatureKD', student='neck',
+        ...                   teacher='neck', teacher_model='x101'),
+        ...         ld=dict(type='LocalizationDistillation',
+        ...                 teacher_model=('r101', 'r101_ms'))))
     """
 
     def __init__(self,
                  student: dict,
-                 teacher: dict,
-                 distill: Dict[str, dict],
+                 teacher: Optional[dict] = None,
+                 distill: Optional[Dict[str, dict]] = None,
+                 teachers: Optional[Dict[str, dict]] = None,
                  probe_size: Tuple[int, int] = (256, 256),
                  nonfinite_loss: str = 'stop',
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)
-        check_teacher_reference(teacher)  # fail before building anything
+        slot_configs = self._slot_configs(teacher, teachers)
+        for name, cfg in slot_configs.items():  # fail before building
+            check_teacher_reference(cfg, self._where(name))
         probe_size = check_image_size(probe_size, 'probe_size')
         self.nonfinite_guard = NonFiniteLossGuard(nonfinite_loss)
         scope = current_scope()
         self.student = build_model_in_scope(student, scope)
         if data_preprocessor is None:
             self.data_preprocessor = self.student.data_preprocessor
-        # Whatever the teacher, adaptors and probe draw from the RNG, the
+        # Whatever the teachers, adaptors and probe draw from the RNG, the
         # student (built above, initialised later) sees the same random
         # stream as when trained alone with the same seed.
         with torch.random.fork_rng(devices=[]):
-            self._build_teacher_and_terms(teacher, distill, scope,
-                                          tuple(probe_size))
+            self._build_slots_and_terms(slot_configs, distill, scope,
+                                        tuple(probe_size))
 
     # -- building -----------------------------------------------------------
-    def _build_teacher_and_terms(self, teacher: dict, distill: Dict[str, dict],
-                                 scope: Optional[str],
-                                 probe_size: Tuple[int, int]) -> None:
-        # Not a submodule: out of state_dict, parameters(), train() and DDP.
-        self.teacher_checkpoint = teacher.get('checkpoint')
-        object.__setattr__(self, 'teacher', build_frozen_teacher(
-            teacher['config'], teacher.get('checkpoint'), scope,
-            teacher.get('strip_prefix')))
-        self.teacher_autocast = parse_teacher_autocast(
-            teacher.get('autocast', False))
-        # None when both models normalise images the same way
-        self.teacher_input_converter = TeacherInputConverter.between(
-            self.data_preprocessor, self.teacher.data_preprocessor)
+    @staticmethod
+    def _slot_configs(teacher: Optional[dict],
+                      teachers: Optional[Dict[str, dict]]
+                      ) -> Dict[str, dict]:
+        if (teacher is None) == (teachers is None):
+            raise ValueError(
+                'Give the distiller teacher=dict(config=..., checkpoint='
+                '...) or teachers=dict(<name>=dict(...), ...), exactly one '
+                'of them; got ' + ('both.' if teacher is not None else
+                                   'neither.'))
+        if teacher is not None:
+            return {DEFAULT_TEACHER: teacher}
+        if not isinstance(teachers, dict) or not teachers:
+            raise ValueError('teachers must be a non-empty dict of named '
+                             'teachers, e.g. teachers=dict(r101=dict('
+                             f'config=..., checkpoint=...)); got {teachers!r}.')
+        for name in teachers:
+            if not isinstance(name, str) or not name.isidentifier() or \
+                    name == 'student':
+                raise ValueError(
+                    f'Teacher name {name!r} must be a Python identifier '
+                    '(letters, digits, _) other than "student".')
+        return dict(teachers)
+
+    @staticmethod
+    def _where(name: str) -> str:
+        """How the config names a slot, for messages."""
+        return 'teacher' if name == DEFAULT_TEACHER else f'teachers.{name}'
+
+    def _build_slots_and_terms(self, slot_configs: Dict[str, dict],
+                               distill: Optional[Dict[str, dict]],
+                               scope: Optional[str],
+                               probe_size: Tuple[int, int]) -> None:
+        # Slots are not submodules: frozen teachers stay out of
+        # state_dict, parameters(), train() and DDP; EMA teachers enter
+        # the state dict through _save_to_state_dict only.
+        slots = {name: self._build_slot(name, cfg, scope)
+                 for name, cfg in slot_configs.items()}
+        object.__setattr__(self, 'slots', slots)
         self.distill_terms = self._build_terms(distill)
         terms = list(self.distill_terms.values())
         self.student_recorder = ModelRecorder(
             self.student, [t.student_spec for t in terms], 'student')
-        self.teacher_recorder = ModelRecorder(
-            self.teacher, [t.teacher_spec for t in terms], 'teacher')
+        for name, slot in self.slots.items():
+            specs = [t.teacher_spec for t in terms
+                     if name in t.teacher_choice.names]
+            if not specs:
+                warnings.warn(f'Teacher {name!r} is read by no '
+                              'distillation term, so it never runs; name '
+                              'it in a term\'s teacher_model or remove it.')
+            slot.recorder = ModelRecorder(slot.module, specs,
+                                          f'teacher {name!r}'
+                                          if len(self.slots) > 1 else
+                                          'teacher')
+        keys = sorted({s.inputs.key for s in self.slots.values()
+                       if s.inputs.key})
+        if keys:
+            self.data_preprocessor = ExtraInputsPreprocessor(
+                self.data_preprocessor, keys)
         self._iteration = self._step_iteration = 0
         self._probe_and_setup(probe_size)
 
-    def _build_terms(self, distill: Dict[str, dict]) -> nn.ModuleDict:
+    def _build_slot(self, name: str, cfg: dict,
+                    scope: Optional[str]) -> ModelSlot:
+        where = self._where(name)
+        role = cfg.get('role', 'frozen')
+        inputs = SlotInputs.parse(cfg.get('inputs'), where)
+        autocast = parse_autocast(cfg.get('autocast', False), where)
+        if role == 'ema':
+            module = make_ema_copy(self.student)
+            settings = dict(decay=check_ema_decay(cfg.get('decay', 0.999),
+                                                  where), updates=0)
+            slot = ModelSlot(name, role, module, inputs, autocast,
+                             settings=settings)
+        else:
+            module = build_frozen_teacher(cfg['config'], cfg.get(
+                'checkpoint'), scope, cfg.get('strip_prefix'))
+            slot = ModelSlot(name, role, module, inputs, autocast,
+                             checkpoint=cfg.get('checkpoint'))
+        if not inputs.key:  # None when both normalise images alike
+            slot.input_converter = TeacherInputConverter.between(
+                self.data_preprocessor, module.data_preprocessor)
+        return slot
+
+    def _build_terms(self, distill: Optional[Dict[str, dict]]
+                     ) -> nn.ModuleDict:
         if not isinstance(distill, dict) or not distill:
             raise ValueError('distill must be a non-empty dict of named '
                              'terms, e.g. dict(fpn=dict(type='
                              '"FeatureImitation", student="neck", '
                              'teacher="neck")).')
         student_modules = dict(self.student.named_modules())
-        teacher_modules = dict(self.teacher.named_modules())
+        slot_modules = {name: dict(slot.module.named_modules())
+                        for name, slot in self.slots.items()}
         terms = nn.ModuleDict()
         for name, cfg in distill.items():
             if not name.isidentifier():
                 raise ValueError(f'Term name {name!r} must be a Python '
                                  'identifier (letters, digits, _).')
+            cfg = dict(cfg)
+            choice = TeacherChoice.parse(cfg.pop('teacher_model', None),
+                                         list(self.slots), name)
             try:
                 term = MODELS.build(dict(cfg, _scope_='mmkd'))
             except (TypeError, KeyError, ValueError) as err:
@@ -139,19 +249,29 @@ class Distiller(BaseModel):
                 raise TypeError(f'Term {name!r}: {type(term).__name__} is '
                                 'not a DistillTerm.')
             term.name = name
+            if choice.ensemble and not term.teacher_ensembles:
+                raise ValueError(
+                    f'Term {name!r} ({type(term).__name__}) reads one '
+                    'teacher at a time; its teacher_model averages '
+                    f'{[n for _, ns in choice.stages for n in ns]}. Write '
+                    'one term per teacher.')
+            term.teacher_choice = choice
             require_module(student_modules, term.student_spec.path,
                            'student', name)
-            require_module(teacher_modules, term.teacher_spec.path,
-                           'teacher', name)
-            term.bind_models(self.student, self.teacher,
-                             self.teacher_autocast)
+            for slot in choice.names:
+                require_module(slot_modules[slot], term.teacher_spec.path,
+                               'teacher' if len(self.slots) == 1 else
+                               f'teacher {slot!r}', name)
+            term.bind_models(self.student,
+                             [self.slots[n] for n in choice.names])
             terms[name] = term
         return terms
 
     @torch.no_grad()
     def _probe_and_setup(self, size: Tuple[int, int]) -> None:
-        """Run both models once on a dummy batch; set up and dry-run every
-        term, so that shape, level and mask errors surface at build time.
+        """Run the student and every teacher once on a dummy batch; set up
+        and dry-run every term, so that shape, level and mask errors
+        surface at build time.
 
         Runs where :func:`probe_device` says (the GPU under NCCL), then
         moves everything back to where it was built."""
@@ -162,13 +282,15 @@ class Distiller(BaseModel):
             self._probe_on(device, size)
         finally:
             self.to(built_on)
-        self.teacher_recorder.stop_when_complete = True
+        for slot in self.slots.values():
+            slot.recorder.stop_when_complete = True
 
     def _probe_on(self, device: torch.device, size: Tuple[int, int]) -> None:
         inputs, samples = make_probe_batch(self.student, size, device=device)
-        # the teacher runs first in training; a student loss may edit the
+        # the teachers run first in training; a student loss may edit the
         # ground truth in place (Fast R-CNN pops its proposals' boxes)
         teacher_samples = copy.deepcopy(samples)
+        extra_inputs = self._probe_extra_inputs(inputs)
         self.student_recorder.active = True
         try:
             with probing(self.student):
@@ -183,75 +305,146 @@ class Distiller(BaseModel):
                 'probe_size.') from err
         finally:
             self.student_recorder.active = False
-        try:
-            self._run_teacher(inputs, teacher_samples)
-        except Exception as err:
-            raise RuntimeError(
-                f'The teacher ({type(self.teacher).__name__}) failed on the '
-                f'build-time probe batch of size {size}: {err}. Set the '
-                'distiller\'s probe_size to an input size both models '
-                'accept.') from err
-        self.teacher_recorder.expected_calls = \
-            self.teacher_recorder.call_counts()
-        self._check_teacher_records_finite()
+        for slot in self.slots.values():
+            if not slot.recorder.specs:
+                continue
+            try:
+                self._run_slot(slot, inputs, teacher_samples, extra_inputs)
+            except Exception as err:
+                raise RuntimeError(
+                    f'The teacher {slot.name!r} '
+                    f'({type(slot.module).__name__}) failed on the '
+                    f'build-time probe batch of size {size}: {err}. Set '
+                    'the distiller\'s probe_size to an input size the '
+                    'student and the teachers accept.') from err
+            slot.recorder.expected_calls = slot.recorder.call_counts()
+            self._check_teacher_records_finite(slot)
         self._give_inputs(inputs)
         for name, term in self.distill_terms.items():
-            student_levels = term.parse_record(self.student_recorder.get(
-                term.student_spec, name), 'student')
-            teacher_levels = term.parse_record(self.teacher_recorder.get(
-                term.teacher_spec, name), 'teacher')
-            term.setup(student_levels, teacher_levels, self.student)
-            term.to(device)  # adaptors are built on the CPU
+            self._set_up_term(name, term, samples, device)
+        self._give_inputs(None)
+        self.student_recorder.clear()
+        for slot in self.slots.values():
+            slot.recorder.clear()
+
+    def _probe_extra_inputs(self, inputs: torch.Tensor
+                            ) -> Dict[str, List[torch.Tensor]]:
+        """Dummy raw images (mid-grey) of every batch key a teacher reads,
+        with the channels its preprocessor normalises."""
+        extra = {}
+        for slot in self.slots.values():
+            key = slot.inputs.key
+            if not key:
+                continue
+            channels = slot.inputs.channels or int(getattr(
+                slot.module.data_preprocessor, 'mean', torch.zeros(3)
+            ).numel())
+            extra[key] = [
+                inputs.new_full((channels, ) + tuple(inputs.shape[-2:]),
+                                128.) for _ in range(inputs.shape[0])]
+        return extra
+
+    def _set_up_term(self, name: str, term: DistillTerm,
+                     samples: Sequence[BaseDataElement],
+                     device: torch.device) -> None:
+        student = term.parse_record(self.student_recorder.get(
+            term.student_spec, name), 'student')
+        parsed = {slot: term.parse_record(self.slots[slot].recorder.get(
+            term.teacher_spec, name), 'teacher')
+            for slot in term.teacher_choice.names}
+        first, *others = term.teacher_choice.names
+        term.setup(student, parsed[first], self.student)
+        for other in others:
+            term.check_teacher_agreement(student, parsed[first],
+                                         parsed[other], other)
+        term.to(device)  # adaptors are built on the CPU
+        for _, names in term.teacher_choice.stages:
+            teacher = parsed[names[0]] if len(names) == 1 else \
+                term.combine_teachers([parsed[n] for n in names])
             try:
                 with probing(term):
-                    term.compute(student_levels, teacher_levels, samples)
+                    term.compute(student, teacher, samples)
             except Exception as err:
                 raise RuntimeError(
                     f'Term {name!r} ({type(term).__name__}) failed on the '
-                    f'build-time probe batch: {err}') from err
-        self._give_inputs(None)
-        self.student_recorder.clear()
-        self.teacher_recorder.clear()
+                    f'build-time probe batch (teachers {list(names)}): '
+                    f'{err}') from err
 
-    def _check_teacher_records_finite(self) -> None:
+    def _check_teacher_records_finite(self, slot: ModelSlot) -> None:
         """A teacher giving NaN/inf on the probe is an error at build."""
-        counts = self.teacher_recorder.call_counts()
-        for spec in self.teacher_recorder.specs:
+        counts = slot.recorder.call_counts()
+        for spec in slot.recorder.specs:
             if not counts[spec]:
                 continue  # not executed: the term's own check names it
-            levels = recorded_tensors(self.teacher_recorder.get(spec))
+            levels = recorded_tensors(slot.recorder.get(spec))
             if all(bool(torch.isfinite(t).all()) for t in levels):
                 continue
             bad = [name for name, value in
-                   list(self.teacher.named_parameters()) +
-                   list(self.teacher.named_buffers())
+                   list(slot.module.named_parameters()) +
+                   list(slot.module.named_buffers())
                    if value.is_floating_point()
                    and not bool(torch.isfinite(value).all())]
             raise ValueError(
-                f'The teacher checkpoint {self.teacher_checkpoint!r} gives '
+                f'The teacher checkpoint {slot.checkpoint!r} gives '
                 f'NaN/inf at {spec} on the build-time probe batch, before '
                 'any training. Non-finite teacher weights or buffers '
                 f'({len(bad)}): {bad[:10]}. Use a checkpoint the teacher '
                 'was trained to, not one saved after its loss diverged.')
 
-    # -- nn.Module plumbing for the hidden teacher ---------------------------
+    # -- the one-teacher view (``teacher=dict(...)``) -------------------------
+    def _sole_slot(self) -> ModelSlot:
+        if len(self.slots) != 1:
+            raise AttributeError(
+                f'The distiller has teachers {list(self.slots)}: use '
+                'distiller.slots[<name>] (module, recorder, inputs, '
+                'autocast) instead of its one-teacher attributes.')
+        return next(iter(self.slots.values()))
+
+    @property
+    def teacher(self) -> nn.Module:
+        """The teacher model, when there is one."""
+        return self._sole_slot().module
+
+    @property
+    def teacher_recorder(self) -> ModelRecorder:
+        return self._sole_slot().recorder
+
+    @property
+    def teacher_input_converter(self) -> Optional[nn.Module]:
+        return self._sole_slot().input_converter
+
+    @property
+    def teacher_autocast(self) -> Union[bool, torch.dtype]:
+        return self._sole_slot().autocast
+
+    @property
+    def teacher_checkpoint(self) -> Optional[str]:
+        return self._sole_slot().checkpoint
+
+    # -- nn.Module plumbing for the hidden slots ------------------------------
     def _apply(self, fn, *args, **kwargs):
-        """Move/cast the teacher with the distiller (``.to``, ``.cuda``)."""
+        """Move/cast the teachers with the distiller (``.to``, ``.cuda``)."""
         super()._apply(fn, *args, **kwargs)
-        self.teacher._apply(fn, *args, **kwargs)
+        for slot in self.slots.values():
+            slot.module._apply(fn, *args, **kwargs)
+            if slot.input_converter is not None:
+                slot.input_converter._apply(fn, *args, **kwargs)
         return self
 
     def __deepcopy__(self, memo: dict) -> 'Distiller':
-        """Copy everything but the frozen teacher, which the copy shares.
+        """Copy everything but the teachers, which the copy shares.
 
         EMA hooks (mmdet's ``EMAHook``, used by RTMDet and YOLOX configs)
         deep-copy the model; a second frozen teacher would only cost memory.
-        The recorders are shared too: the hooks on the shared teacher, and
+        The recorders are shared too: the hooks on the shared teachers, and
         the hooks the copied student modules carry over, report to them,
         and every step clears them before and after use."""
-        for shared in (self.teacher, self.teacher_recorder,
-                       self.student_recorder):
-            memo[id(shared)] = shared
+        memo[id(self.slots)] = self.slots
+        memo[id(self.student_recorder)] = self.student_recorder
+        for slot in self.slots.values():
+            for shared in (slot, slot.module, slot.recorder,
+                           slot.input_converter):
+                memo[id(shared)] = shared
         copied = type(self).__new__(type(self))
         memo[id(self)] = copied
         for key, value in self.__dict__.items():
@@ -260,16 +453,53 @@ class Distiller(BaseModel):
 
     def train(self, mode: bool = True) -> 'Distiller':
         super().train(mode)
-        self.teacher.eval()
+        for slot in self.slots.values():
+            slot.module.eval()
         return self
+
+    def _ema_slots(self) -> List[ModelSlot]:
+        return [s for s in self.slots.values() if s.role == 'ema']
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
+        """The distiller's own state, plus every EMA teacher's weights
+        and update count under ``ema_teachers.<name>.``."""
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        for slot in self._ema_slots():
+            where = f'{prefix}{STATE_PREFIX}{slot.name}.'
+            for key, value in slot.module.state_dict(
+                    keep_vars=keep_vars).items():
+                destination[where + key] = value
+            destination[where + UPDATES_KEY] = torch.tensor(
+                slot.settings['updates'])
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        """Restore the EMA teachers (see :meth:`_save_to_state_dict`)."""
+        for slot in self._ema_slots():
+            where = f'{prefix}{STATE_PREFIX}{slot.name}.'
+            own = {key[len(where):]: state_dict.pop(key)
+                   for key in list(state_dict) if key.startswith(where)}
+            updates = own.pop(UPDATES_KEY, None)
+            if updates is None:
+                missing_keys.append(where + UPDATES_KEY)
+                continue
+            result = slot.module.load_state_dict(own, strict=False)
+            missing_keys.extend(where + k for k in result.missing_keys)
+            unexpected_keys.extend(where + k for k in result.unexpected_keys)
+            slot.settings['updates'] = int(updates)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     # -- forward --------------------------------------------------------------
     def forward(self,
                 inputs: torch.Tensor,
                 data_samples: Optional[List[BaseDataElement]] = None,
-                mode: str = 'tensor'):
+                mode: str = 'tensor',
+                extra_inputs: Optional[Dict[str, list]] = None):
         if mode == 'loss':
-            return self.loss(inputs, data_samples)
+            return self.loss(inputs, data_samples, extra_inputs)
         return self.student(inputs, data_samples, mode=mode)
 
     def _current_iteration(self) -> int:
@@ -278,19 +508,69 @@ class Distiller(BaseModel):
         iteration = hub.get_info('iter')
         return self._iteration if iteration is None else int(iteration)
 
+    @staticmethod
+    def _current_epoch() -> Optional[int]:
+        epoch = MessageHub.get_current_instance().get_info('epoch')
+        return None if epoch is None else int(epoch)
+
     @torch.no_grad()
-    def _run_teacher(self, inputs: torch.Tensor,
-                     data_samples: Sequence[BaseDataElement]) -> None:
-        if self.teacher_input_converter is not None:
-            inputs = self.teacher_input_converter(inputs)
-        self.teacher_recorder.active = True
+    def _run_slot(self, slot: ModelSlot, inputs: torch.Tensor,
+                  data_samples: Sequence[BaseDataElement],
+                  extra_inputs: Optional[Dict[str, list]]) -> None:
+        """One teacher's forward on its inputs, recording what its terms
+        read (it stops once they are recorded)."""
+        if slot.inputs.key:
+            raw = extra_inputs_of(extra_inputs, slot.inputs.key, slot.name)
+            data = slot.module.data_preprocessor(
+                dict(inputs=raw, data_samples=copy_samples(data_samples)),
+                False)
+            inputs, data_samples = data['inputs'], data['data_samples']
+        elif slot.input_converter is not None:
+            inputs = slot.input_converter(inputs)
+        if slot.inputs.rescaled:
+            inputs, data_samples = rescale_batch(inputs, data_samples,
+                                                 slot.inputs.scale)
+        slot.recorder.active = True
         try:
-            with teacher_autocast(inputs.device.type, self.teacher_autocast):
-                self.teacher(inputs, data_samples, mode='tensor')
+            with slot_autocast(inputs.device.type, slot.autocast):
+                slot.module(inputs, data_samples, mode='tensor')
         except StopForward:
             pass  # every module the terms read has run
         finally:
-            self.teacher_recorder.active = False
+            slot.recorder.active = False
+
+    def run_teachers(self, inputs: torch.Tensor,
+                     data_samples: Sequence[BaseDataElement],
+                     extra_inputs: Optional[Dict[str, list]] = None,
+                     names: Optional[Sequence[str]] = None) -> None:
+        """Clear every teacher's records and run the ``names`` teachers
+        (default: every teacher some term reads) on this batch."""
+        for name, slot in self.slots.items():
+            slot.recorder.clear()
+            if slot.recorder.specs and (names is None or name in names):
+                self._run_slot(slot, inputs, data_samples, extra_inputs)
+
+    # the one-teacher name, for tools and tests that time the teacher read
+    _run_teacher = run_teachers
+
+    @torch.no_grad()
+    def _update_ema_teachers(self, iteration: int) -> None:
+        """Bring every EMA teacher to ``iteration + 1`` updates (see
+        :mod:`mmkd.distillers.ema`): the copy of the student at step 0,
+        then one update per optimizer step taken."""
+        for slot in self._ema_slots():
+            done, target = slot.settings['updates'], iteration + 1
+            if done >= target:
+                continue
+            if done == 0 and target > 1:
+                warnings.warn(
+                    f'EMA teacher {slot.name!r}: no saved state at '
+                    f'iteration {iteration} (a checkpoint without it?); it '
+                    'starts again as a copy of the student.')
+            alpha = 0.0 if done == 0 else ema_momentum(
+                target - 1, slot.settings['decay'])
+            ema_update(slot.module, self.student, alpha)
+            slot.settings['updates'] = target
 
     def parse_losses(self, losses: Dict[str, torch.Tensor]
                      ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
@@ -335,27 +615,39 @@ class Distiller(BaseModel):
             return super().train_step(data, optim_wrapper)
         return adversarial_train_step(self, data, optim_wrapper)
 
+    def teachers_read(self, iteration: int,
+                      epoch: Optional[int]) -> Dict[str, Tuple[str, ...]]:
+        """``{term: teacher names}`` each term reads at this step."""
+        return {name: term.teacher_choice.at(iteration, epoch)
+                for name, term in self.distill_terms.items()}
+
     def loss(self, inputs: torch.Tensor,
-             data_samples: List[BaseDataElement]
+             data_samples: List[BaseDataElement],
+             extra_inputs: Optional[Dict[str, list]] = None
              ) -> Dict[str, Union[torch.Tensor, List[torch.Tensor]]]:
         """The student's task losses plus one ``loss_distill_<name>`` each
         term."""
+        iteration = self._step_iteration = self._current_iteration()
+        reads = self.teachers_read(iteration, self._current_epoch())
+        active = {n for names in reads.values() for n in names}
+        self._update_ema_teachers(iteration)
         self.student_recorder.clear()
-        self.teacher_recorder.clear()
-        self._run_teacher(inputs, data_samples)
+        self.run_teachers(inputs, data_samples, extra_inputs, active)
         self.student_recorder.active = True
         try:
             losses = self.student.loss(inputs, data_samples)
         finally:
             self.student_recorder.active = False
-        iteration = self._step_iteration = self._current_iteration()
         self._give_inputs(inputs)
         for name, term in self.distill_terms.items():
+            records = [self.slots[n].recorder.get(term.teacher_spec, name)
+                       for n in reads[name]]
             losses[f'loss_distill_{name}'] = term(
                 self.student_recorder.get(term.student_spec, name),
-                self.teacher_recorder.get(term.teacher_spec, name),
-                data_samples, iteration)
+                records[0] if len(records) == 1 else
+                TeacherEnsemble(records), data_samples, iteration)
         self.student_recorder.clear()
-        self.teacher_recorder.clear()
+        for slot in self.slots.values():
+            slot.recorder.clear()
         self._iteration += 1
         return losses

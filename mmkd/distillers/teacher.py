@@ -3,7 +3,7 @@ import importlib.util
 import os
 import os.path as osp
 import re
-from typing import Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -11,6 +11,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import DefaultScope
 
+from ..slots import ROLES, SlotInputs, parse_autocast, slot_autocast
 from ..utils import is_url, load_teacher_weights, nearest_names
 
 
@@ -110,72 +111,68 @@ def check_checkpoint_reference(checkpoint: Optional[str]) -> None:
             'teacher.checkpoint (a local path or an http(s) URL).')
 
 
-TEACHER_KEYS = ('config', 'checkpoint', 'strip_prefix', 'autocast')
-AUTOCAST_DTYPES = ('float16', 'bfloat16')
+#: the keys of a frozen teacher's config (``teacher=`` or an entry of
+#: ``teachers=``)
+TEACHER_KEYS = ('config', 'checkpoint', 'strip_prefix', 'autocast',
+                'inputs', 'role')
+#: the keys of an EMA teacher's config
+EMA_KEYS = ('role', 'decay', 'autocast', 'inputs')
 
 
-def check_teacher_reference(teacher: dict) -> None:
-    """Check the distiller's ``teacher`` argument before any model is built.
+def check_teacher_reference(teacher: dict, where: str = 'teacher') -> None:
+    """Check one teacher's config before any model is built.
+
+    Args:
+        teacher: ``dict(config=..., checkpoint=...[, strip_prefix=...,
+            autocast=..., inputs=...])``, or ``dict(role='ema'[,
+            decay=..., autocast=..., inputs=...])``.
+        where: how the config names it (``'teacher'``,
+            ``'teachers.r101'``), for the messages.
 
     Raises:
-        ValueError: unknown keys, no config, a bad ``autocast`` value or a
-            bad checkpoint reference.
+        ValueError: unknown keys, no config, a bad ``autocast``, ``inputs``
+            or ``decay`` value or a bad checkpoint reference.
         FileNotFoundError: the checkpoint file does not exist.
     """
     if not isinstance(teacher, dict):
-        raise ValueError('teacher must be dict(config=..., checkpoint=...); '
+        raise ValueError(f'{where} must be dict(config=..., checkpoint=...); '
                          f'got a {type(teacher).__name__}.')
+    role = teacher.get('role', 'frozen')
+    if role not in ROLES:
+        raise ValueError(f'{where}.role must be one of {ROLES}; got '
+                         f'{role!r}.')
+    parse_autocast(teacher.get('autocast', False), where)
+    SlotInputs.parse(teacher.get('inputs'), where)
+    if role == 'ema':
+        unknown = set(teacher) - set(EMA_KEYS)
+        if unknown:
+            raise ValueError(
+                f'{where} is an EMA teacher of the student: dict(role='
+                f'"ema"[, decay=..., autocast=..., inputs=...]), with no '
+                f'config or checkpoint; got keys {sorted(unknown)}.')
+        check_ema_decay(teacher.get('decay', 0.999), where)
+        return
     unknown = set(teacher) - set(TEACHER_KEYS)
     if unknown or 'config' not in teacher:
         raise ValueError(
-            'teacher must be dict(config=..., checkpoint=...[, '
-            f'strip_prefix=..., autocast=...]); got keys {sorted(teacher)}.')
-    parse_teacher_autocast(teacher.get('autocast', False))
+            f'{where} must be dict(config=..., checkpoint=...[, '
+            'strip_prefix=..., autocast=..., inputs=...]); got keys '
+            f'{sorted(teacher)}.')
     check_checkpoint_reference(teacher.get('checkpoint'))
 
 
-def parse_teacher_autocast(value: Union[bool, str, torch.dtype]
-                           ) -> Union[bool, torch.dtype]:
-    """The teacher's ``autocast`` option: ``False``, ``True`` or a dtype.
-
-    Args:
-        value: ``False`` (default: the teacher runs in the precision of
-            its weights, float32, even under ``--amp``); ``True`` (autocast
-            in the dtype of the enclosing autocast, i.e. the one ``--amp``
-            chose, else the device's default: float16 on GPUs, bfloat16 on
-            CPUs); or ``'float16'`` / ``'bfloat16'`` (or the torch dtype).
-
-    Raises:
-        ValueError: any other value; the message lists the valid ones.
-    """
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value in AUTOCAST_DTYPES:
-        return getattr(torch, value)
-    if isinstance(value, torch.dtype) and str(value)[6:] in AUTOCAST_DTYPES:
-        return value
-    raise ValueError(
-        f'teacher.autocast must be False, True, "float16" or "bfloat16"; '
-        f'got {value!r}.')
+def check_ema_decay(decay: Any, where: str) -> float:
+    """An EMA teacher's decay: a number in [0, 1)."""
+    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or \
+            not 0 <= decay < 1:
+        raise ValueError(f'{where}.decay must be a number in [0, 1), e.g. '
+                         f'0.999; got {decay!r}.')
+    return float(decay)
 
 
-def teacher_autocast(device_type: str,
-                     autocast: Union[bool, torch.dtype]) -> torch.autocast:
-    """The autocast context the teacher's forward runs in.
-
-    ``False`` switches autocast *off* (an enclosing ``--amp`` context does
-    not reach the teacher), so its records are float32; otherwise the
-    records come out in the autocast dtype and the terms, which compute
-    their losses in float32, take them as they are.
-
-    Args:
-        device_type: where the inputs are, e.g. ``'cuda'`` or ``'cpu'``.
-        autocast: a value returned by :func:`parse_teacher_autocast`.
-    """
-    if autocast is False:
-        return torch.autocast(device_type, enabled=False)
-    dtype = None if autocast is True else autocast
-    return torch.autocast(device_type, dtype=dtype)
+# the names the distiller used before slots; kept for code importing them
+parse_teacher_autocast = parse_autocast
+teacher_autocast = slot_autocast
 
 
 def build_frozen_teacher(config: Union[str, dict, Config],

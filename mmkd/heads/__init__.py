@@ -1,6 +1,7 @@
-"""Head-level distillation: dense-head views and the term base class.
+"""Head views: what head-level distillation terms read from mmdet heads.
 
-A head-level term (:class:`DenseHeadTerm`) reads, for every prior of the
+A head-level term (:class:`~mmkd.losses.DenseHeadTerm`) reads, for every
+prior of the
 student's dense head, both models' class and box outputs aligned prior by
 prior and the student's own assignment of the step
 (:class:`DensePredictions`). It takes them from two method-call records:
@@ -25,14 +26,13 @@ R-CNN head's terms (:class:`RoIHeadTerm`, :mod:`.roi`) read the student's
 sampled RoIs from its ``roi_head.bbox_head.loss_and_target`` call and let
 the teacher's R-CNN head score those same RoIs on its own features.
 """
-from .predictions import DensePredictions
-from .roi import RoIHeadTerm, RoIPredictions
-from .term import DenseHeadTerm
+from .predictions import DensePredictions, mean_teacher_predictions
+from .roi import RoIPredictions
 from .views import (AnchorHeadView, ATSSHeadView, DenseHeadView,
                     FCOSHeadView, GFLHeadView, check_alignment,
                     supported_heads, view_for)
 
-__all__ = ['DensePredictions', 'DenseHeadTerm', 'DenseHeadView',
-           'AnchorHeadView', 'ATSSHeadView', 'GFLHeadView', 'FCOSHeadView',
-           'check_alignment', 'supported_heads', 'view_for', 'RoIHeadTerm',
-           'RoIPredictions']
+__all__ = ['DensePredictions', 'DenseHeadView', 'AnchorHeadView',
+           'ATSSHeadView', 'GFLHeadView', 'FCOSHeadView', 'check_alignment',
+           'supported_heads', 'view_for', 'RoIPredictions',
+           'mean_teacher_predictions']

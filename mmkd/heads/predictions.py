@@ -6,7 +6,7 @@ the student's and the teacher's raw class and box outputs and the student's
 own assignment of this step, as its head computed it in its loss.
 """
 from dataclasses import dataclass, field, replace
-from typing import Any, List, Optional, Union
+from typing import Any, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -127,3 +127,34 @@ class DensePredictions:
 
     def _head(self, side: str) -> Optional[nn.Module]:
         return self.student_head if side == 'student' else self.teacher_head
+
+
+def mean_class_logits(logits: Sequence[Tensor], use_sigmoid: bool) -> Tensor:
+    """Several teachers' (N, C) class logits as the logits of their mean
+    probabilities (per-class sigmoids, or the softmax over C), at
+    temperature 1."""
+    stacked = torch.stack([t.float() for t in logits])
+    if use_sigmoid:
+        p = stacked.sigmoid().mean(0).clamp(1e-6, 1 - 1e-6)
+        mean = torch.log(p) - torch.log1p(-p)
+    else:
+        mean = stacked.softmax(-1).mean(0).clamp(min=1e-12).log()
+    return mean.to(logits[0].dtype)
+
+
+def mean_teacher_predictions(preds: Sequence[DensePredictions]
+                             ) -> DensePredictions:
+    """One set of predictions whose teacher side is the ensemble of
+    several teachers' (each collected against the same student step):
+    class probabilities averaged (:func:`mean_class_logits`) and box
+    outputs averaged in the head family's encoding (GFL: the edge
+    distributions), see ``DenseHeadView.mean_teacher_reg``. The first
+    teacher's head decodes the result."""
+    first = preds[0]
+    return replace(
+        first,
+        cls_teacher=mean_class_logits([p.cls_teacher for p in preds],
+                                      first.use_sigmoid),
+        reg_teacher=first.view.mean_teacher_reg(
+            [p.reg_teacher for p in preds], first.teacher_head),
+        cache={})

@@ -164,6 +164,12 @@ class DenseHeadView:
         """The teacher's box outputs on the student's training scale."""
         return reg
 
+    def mean_teacher_reg(self, regs: Sequence[Tensor],
+                         head: nn.Module) -> Tensor:
+        """Several teachers' (N, R) box outputs averaged, in this
+        family's encoding (deltas or distances: their mean)."""
+        return torch.stack(list(regs)).mean(0)
+
     # -- encodings ----------------------------------------------------------
     def decode(self, preds: DensePredictions, reg: Tensor,
                head: nn.Module) -> Tensor:
@@ -265,6 +271,14 @@ class GFLHeadView(ATSSHeadView):
 
     def reg_channels(self, head):
         return 4 * (head.reg_max + 1)
+
+    def mean_teacher_reg(self, regs, head):
+        """The edge distributions averaged (probabilities, as log-probs:
+        softmax of the result gives the mean distribution)."""
+        bins = head.reg_max + 1
+        probs = [r.float().reshape(-1, 4, bins).softmax(-1) for r in regs]
+        mean = torch.stack(probs).mean(0).clamp(min=1e-12).log()
+        return mean.reshape(regs[0].shape).to(regs[0].dtype)
 
     @staticmethod
     def centers(preds: DensePredictions) -> Tensor:

@@ -3,6 +3,7 @@ from .adversarial import (AdversarialTerm, HolisticAdversarialKD,
 from .base import DistillTerm
 from .channel_wise import ChannelWiseKD, channel_wise_divergence
 from .cross_head import CrossHeadKD
+from .dense_head_term import DenseHeadTerm
 from .dist import DISTKD, dist_loss
 from .feature import FeatureImitation, weighted_squared_error
 from .fgd import FocalGlobalKD, GlobalContextRelation
@@ -17,8 +18,9 @@ from .pearson import PearsonFeatureKD, pearson_feature_loss
 from .response import PixelwiseKD, pixelwise_kl_divergence
 from .roi_head import (RoIBackgroundWeightedSoftTargets,
                        RoITeacherBoundedRegression)
+from .roi_head_term import RoIHeadTerm
 
-__all__ = ['DistillTerm', 'FeatureImitation', 'PixelwiseKD',
+__all__ = ['DistillTerm', 'DenseHeadTerm', 'RoIHeadTerm', 'FeatureImitation', 'PixelwiseKD',
            'weighted_squared_error', 'pixelwise_kl_divergence',
            'BackgroundWeightedSoftTargets', 'BinaryClassificationKD',
            'CrossHeadKD',

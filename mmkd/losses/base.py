@@ -6,6 +6,7 @@ import torch.nn as nn
 from mmengine.structures import BaseDataElement
 
 from ..recorders import ReadSpec
+from ..slots import ModelSlot, TeacherEnsemble
 from ..utils.validation import check_iterations, check_loss_weight
 
 
@@ -49,6 +50,10 @@ class DistillTerm(nn.Module):
             ``warmup_iters`` is negative.
     """
 
+    #: whether the term can read the average of several teachers
+    #: (``teacher_model=('a', 'b')``); see :meth:`combine_teachers`
+    teacher_ensembles = True
+
     def __init__(self,
                  student: Union[str, dict],
                  teacher: Union[str, dict],
@@ -68,21 +73,32 @@ class DistillTerm(nn.Module):
         (e.g. method calls of a head)."""
         return as_levels(value, side, self.name)
 
-    def bind_models(self, student: nn.Module, teacher: nn.Module,
-                    teacher_autocast: Union[bool, torch.dtype] = False
-                    ) -> None:
+    def bind_models(self, student: nn.Module,
+                    teachers: Sequence[ModelSlot]) -> None:
         """Called once at build time, before any record is made, with the
-        student and the distiller's frozen teacher.
+        student and the slots of every teacher the term reads (one, or
+        several for an ensemble or a schedule).
 
         A term may check there the modules it reads (and fail with a
         message naming itself), and a term that runs teacher modules on
         student inputs (e.g. the teacher's R-CNN head scoring the
-        student's RoIs) keeps the teacher here, outside its submodules
-        (``object.__setattr__``), so it stays out of ``state_dict()`` and
-        the optimizer, and EMA deep copies share it. ``teacher_autocast``
-        is the distiller's teacher autocast setting. The default does
-        nothing.
+        student's RoIs) keeps the teacher's module here, outside its
+        submodules (``object.__setattr__``), so it stays out of
+        ``state_dict()`` and the optimizer, and EMA deep copies share it;
+        such a term reads one teacher (:meth:`single_teacher`). The
+        default does nothing.
         """
+
+    def single_teacher(self, teachers: Sequence[ModelSlot]) -> ModelSlot:
+        """The one teacher of a term that runs the teacher's modules
+        itself; a ValueError when its ``teacher_model`` names several."""
+        if len(teachers) != 1:
+            raise ValueError(
+                f'Term {self.name!r} ({type(self).__name__}) runs the '
+                "teacher's own modules, so it reads one teacher; its "
+                f'teacher_model names {[t.name for t in teachers]}. Give '
+                'it one name (one term per teacher).')
+        return teachers[0]
 
     def setup(self, student_levels: List[torch.Tensor],
               teacher_levels: List[torch.Tensor],
@@ -105,13 +121,43 @@ class DistillTerm(nn.Module):
                 data_samples: Sequence[BaseDataElement]) -> torch.Tensor:
         raise NotImplementedError
 
+    def check_teacher_agreement(self, student: Any, first: Any, other: Any,
+                                other_name: str) -> None:
+        """Raise at build time when another teacher's record (parsed, on
+        the probe batch, like the student's and the first teacher's)
+        cannot be averaged with or substitute for the first teacher's (in
+        an ensemble or a schedule). The default asks for the same number
+        of levels of the same shapes."""
+        first_shapes = [tuple(t.shape) for t in first]
+        other_shapes = [tuple(t.shape) for t in other]
+        if first_shapes != other_shapes:
+            raise ValueError(
+                f'Term {self.name!r}: teacher {other_name!r} gives '
+                f'{other_shapes} at {self.teacher_spec}, the term\'s first '
+                f'teacher {first_shapes}; teachers averaged or scheduled in '
+                'one term must give the same shapes there (write one term '
+                'per teacher otherwise).')
+
+    def combine_teachers(self, records: List[Any]) -> Any:
+        """The ensemble of several teachers' parsed records: by default
+        the average of each level (shapes checked at build time)."""
+        return [torch.stack(level).mean(0) for level in zip(*records)]
+
+    def read_teacher(self, value: Any) -> Any:
+        """A teacher record as :meth:`compute` takes it: parsed, and for a
+        :class:`~mmkd.slots.TeacherEnsemble` combined."""
+        if isinstance(value, TeacherEnsemble):
+            return self.combine_teachers(
+                [self.parse_record(v, 'teacher') for v in value])
+        return self.parse_record(value, 'teacher')
+
     def forward(self, student_value: Any, teacher_value: Any,
                 data_samples: Sequence[BaseDataElement],
                 iteration: int) -> torch.Tensor:
         """The weighted loss; zero (but connected) during warm-up and
         while the term is switched off (``enabled`` is ``False``)."""
         student_levels = self.parse_record(student_value, 'student')
-        teacher_levels = self.parse_record(teacher_value, 'teacher')
+        teacher_levels = self.read_teacher(teacher_value)
         loss = self.compute(student_levels, teacher_levels, data_samples)
         off = not self.enabled or iteration < self.warmup_iters
         weight = 0.0 if off else self.loss_weight

@@ -9,10 +9,10 @@ from mmengine.structures import BaseDataElement
 from torch import Tensor
 
 from ..heads.predictions import DensePredictions
-from ..heads.term import DenseHeadTerm
 from ..heads.views import flatten_levels
 from ..recorders import MethodCalls
 from ..registry import MODELS
+from .dense_head_term import DenseHeadTerm
 from .head_response import binary_kd, positive_count
 from .localization import distribution_kl, has_area
 from .statistics import mean_std, standardize
@@ -75,6 +75,9 @@ class CrossHeadKD(DenseHeadTerm):
     Examples:
         >>> distill = dict(cross=dict(type='CrossHeadKD', reuse_index=3))
     """
+
+    #: the student's features run through one teacher head
+    teacher_ensembles = False
 
     def __init__(self,
                  reuse_index: int = 3,

@@ -1,15 +1,16 @@
 """The base class of distillation terms that read a dense head."""
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmengine.structures import BaseDataElement
 
-from ..losses.base import DistillTerm
+from ..heads.predictions import DensePredictions, mean_teacher_predictions
+from ..heads.views import (STUDENT_METHODS, TEACHER_METHODS, DenseHeadView,
+                           check_alignment, view_for)
 from ..recorders import MethodCalls
-from .predictions import DensePredictions
-from .views import (STUDENT_METHODS, TEACHER_METHODS, DenseHeadView,
-                    check_alignment)
+from ..slots import ModelSlot, TeacherEnsemble
+from .base import DistillTerm
 
 
 class DenseHeadTerm(DistillTerm):
@@ -51,6 +52,20 @@ class DenseHeadTerm(DistillTerm):
             loss_weight=loss_weight, warmup_iters=warmup_iters)
         self.view: Optional[DenseHeadView] = None
 
+    def bind_models(self, student: nn.Module,
+                    teachers: Sequence[ModelSlot]) -> None:
+        """Head terms compare priors one to one: every teacher must see
+        the student's resolution."""
+        for teacher in teachers:
+            if teacher.inputs.rescaled:
+                raise ValueError(
+                    f'Term {self.name!r} ({type(self).__name__}) compares '
+                    f'the heads prior by prior, but {teacher} sees the '
+                    f'images rescaled by {teacher.inputs.scale}, so its '
+                    'priors do not line up with the student\'s. Read a '
+                    'rescaled teacher with feature terms (their adaptors '
+                    'align the spatial sizes).')
+
     def parse_record(self, value: Any, side: str) -> MethodCalls:
         if not isinstance(value, MethodCalls):
             raise TypeError(f'Term {self.name!r}: the {side} record is a '
@@ -70,6 +85,34 @@ class DenseHeadTerm(DistillTerm):
                 f'{type(student_head).__name__} ({view.family} family).')
         self.view = view
         self.check_heads(student_head, teacher_head)
+
+    def check_teacher_agreement(self, student: MethodCalls,
+                                first: MethodCalls, other: MethodCalls,
+                                other_name: str) -> None:
+        """Every teacher of an ensemble or a schedule lays out the
+        student's priors, and (to average box outputs) encodes boxes as
+        the first does."""
+        student_head = self._owner(student, 'student')
+        first_head = self._owner(first, 'teacher')
+        other_head = self._owner(other, 'teacher')
+        check_alignment(student_head, other_head,
+                        f'{self.name} (teacher {other_name})')
+        first_view = view_for(first_head, 'the first teacher head')
+        other_view = view_for(other_head, f'teacher {other_name} head')
+        if type(first_view) is not type(other_view):
+            raise ValueError(
+                f'Term {self.name!r}: teacher {other_name!r} has a '
+                f'{type(other_head).__name__} ({other_view.family} family),'
+                f' the first teacher a {type(first_head).__name__} '
+                f'({first_view.family}); teachers averaged or scheduled in '
+                'one head term must be of one head family.')
+        self.check_heads(student_head, other_head)
+
+    def combine_teachers(self, records: List[MethodCalls]
+                         ) -> TeacherEnsemble:
+        """Kept as they are: :meth:`collect` averages the teachers'
+        aligned predictions."""
+        return TeacherEnsemble(records)
 
     def check_heads(self, student_head: nn.Module,
                     teacher_head: nn.Module) -> None:
@@ -96,9 +139,12 @@ class DenseHeadTerm(DistillTerm):
                 f'run its forward: {err}') from err
 
     def collect(self, student_calls: MethodCalls,
-                teacher_calls: MethodCalls) -> DensePredictions:
+                teacher_calls: Union[MethodCalls, TeacherEnsemble]
+                ) -> DensePredictions:
         """The aligned predictions of this step, collected once for all
-        terms reading the same records (kept with the student's record)."""
+        terms reading the same records (kept with the student's record).
+        Several teachers' predictions are averaged
+        (:func:`~mmkd.heads.predictions.mean_teacher_predictions`)."""
         try:
             targets = student_calls.last('get_targets')
         except KeyError as err:
@@ -107,15 +153,19 @@ class DenseHeadTerm(DistillTerm):
                 f'{self.student_spec.path!r} did not call get_targets() in '
                 f'its loss, so there is no assignment to read: {err}') \
                 from err
-        teacher = teacher_calls.last('forward')
-        key = ('dense_predictions', id(teacher), type(self.view))
+        ensemble = teacher_calls if isinstance(
+            teacher_calls, TeacherEnsemble) else [teacher_calls]
+        key = ('dense_predictions', type(self.view)) + tuple(
+            id(calls.last('forward')) for calls in ensemble)
         if key not in targets.cache:
-            targets.cache[key] = self.view.collect(student_calls,
-                                                   teacher_calls)
+            preds = [self.view.collect(student_calls, calls)
+                     for calls in ensemble]
+            targets.cache[key] = preds[0] if len(preds) == 1 else \
+                mean_teacher_predictions(preds)
         return targets.cache[key]
 
     def compute(self, student_calls: MethodCalls,
-                teacher_calls: MethodCalls,
+                teacher_calls: Union[MethodCalls, TeacherEnsemble],
                 data_samples: Sequence[BaseDataElement]) -> torch.Tensor:
         return self.loss(self.collect(student_calls, teacher_calls))
 

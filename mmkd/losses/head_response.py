@@ -15,8 +15,8 @@ from torch import Tensor
 
 from ..heads.predictions import DensePredictions
 from ..heads.regions import assigner_topk, check_region, region_mask
-from ..heads.term import DenseHeadTerm
 from ..registry import MODELS
+from .dense_head_term import DenseHeadTerm
 
 
 def softmax_kd(student: Tensor, teacher: Tensor,

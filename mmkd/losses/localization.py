@@ -17,8 +17,8 @@ from torch import Tensor
 
 from ..heads.predictions import DensePredictions
 from ..heads.regions import assigner_topk, check_region, region_mask
-from ..heads.term import DenseHeadTerm
 from ..registry import MODELS
+from .dense_head_term import DenseHeadTerm
 from .head_response import positive_count
 
 

@@ -14,10 +14,11 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ..heads.roi import RoIHeadTerm, RoIPredictions
+from ..heads.roi import RoIPredictions
 from ..registry import MODELS
 from .head_response import check_soft_target_args, mixed_soft_target_loss
 from .localization import teacher_bounded_l2
+from .roi_head_term import RoIHeadTerm
 
 
 @MODELS.register_module()

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import torch
 from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
 
-from mmkd.heads.roi import RoIHeadTerm, RoIPredictions, class_deltas
+from mmkd.heads.roi import RoIPredictions, class_deltas
+from mmkd.losses import RoIHeadTerm
 from mmkd.losses import (RoIBackgroundWeightedSoftTargets,
                          RoITeacherBoundedRegression)
 

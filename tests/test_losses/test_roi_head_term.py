@@ -16,7 +16,7 @@ from mmengine.config import Config, ConfigDict
 from mmkd import Distiller
 from mmkd.distillers.probe import make_probe_batch
 from mmkd.distillers.teacher import resolve_config_path
-from mmkd.heads import RoIHeadTerm
+from mmkd.losses import RoIHeadTerm
 from mmkd.losses import (RoIBackgroundWeightedSoftTargets,
                          RoITeacherBoundedRegression)
 

@@ -184,7 +184,7 @@ class SectionTimer:
 
 def teacher_roi_heads(distiller: nn.Module) -> List[nn.Module]:
     """The teacher RoI heads that terms run on the student's RoIs."""
-    from mmkd.heads import RoIHeadTerm
+    from mmkd.losses import RoIHeadTerm
     heads = []
     for term in distiller.distill_terms.values():
         if isinstance(term, RoIHeadTerm) and \
