@@ -23,17 +23,34 @@ CONFIGS = sorted(
     if osp.basename(osp.dirname(path)) not in ('students', '_base_'))
 
 
+def teacher_slots(model_cfg) -> dict:
+    """``{name: slot config}`` of every teacher a distiller config names:
+    the single ``teacher=dict(...)`` (as ``'teacher'``) and the named
+    ``teachers=dict(name=dict(...), ...)``."""
+    slots = {}
+    if model_cfg.get('teacher') is not None:
+        slots['teacher'] = model_cfg.teacher
+    slots.update(model_cfg.get('teachers') or {})
+    return slots
+
+
 def _build(path, tmp_path):
     """The shipped config as it is (default 256x256 probe included), with
-    a local random teacher checkpoint."""
+    a local random checkpoint for each of its teachers (EMA teachers are
+    copies of the student and have none)."""
     cfg = Config.fromfile(path)
     init_default_scope(cfg.default_scope)
-    assert cfg.model.teacher.checkpoint.startswith('https://')
-    teacher_cfg = Config.fromfile(
-        resolve_config_path(cfg.model.teacher.config))
-    ckpt = save_teacher(teacher_cfg.model, str(tmp_path / 'teacher.pth'),
-                        cfg.default_scope)
-    cfg.model.teacher.checkpoint = ckpt
+    slots = teacher_slots(cfg.model)
+    assert slots, f'{path} names no teacher'
+    for name, slot in slots.items():
+        if slot.get('role') == 'ema':
+            assert slot.get('checkpoint') is None, name
+            continue
+        assert slot.checkpoint.startswith('https://'), name
+        teacher_cfg = Config.fromfile(resolve_config_path(slot.config))
+        slot.checkpoint = save_teacher(
+            teacher_cfg.model, str(tmp_path / f'teacher_{name}.pth'),
+            cfg.default_scope)
     return MODELS.build(cfg.model)
 
 
