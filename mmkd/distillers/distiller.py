@@ -44,6 +44,9 @@ from .teacher_inputs import TeacherInputConverter
 
 #: the slot name of the short form ``teacher=dict(...)``
 DEFAULT_TEACHER = 'teacher'
+#: the attributes of the one-teacher form
+ONE_TEACHER_ATTRS = ('teacher', 'teacher_recorder', 'teacher_input_converter',
+                     'teacher_autocast', 'teacher_checkpoint')
 
 
 @MODELS.register_module()
@@ -394,11 +397,19 @@ class Distiller(BaseModel):
     # -- the one-teacher view (``teacher=dict(...)``) -------------------------
     def _sole_slot(self) -> ModelSlot:
         if len(self.slots) != 1:
-            raise AttributeError(
-                f'The distiller has teachers {list(self.slots)}: use '
+            raise AttributeError(self._several_teachers_message())
+        return next(iter(self.slots.values()))
+
+    def _several_teachers_message(self) -> str:
+        return (f'The distiller has teachers {list(self.slots)}: use '
                 'distiller.slots[<name>] (module, recorder, inputs, '
                 'autocast) instead of its one-teacher attributes.')
-        return next(iter(self.slots.values()))
+
+    def __getattr__(self, name: str):
+        # a property's AttributeError lands here: keep its message
+        if name in ONE_TEACHER_ATTRS and 'slots' in self.__dict__:
+            raise AttributeError(self._several_teachers_message())
+        return super().__getattr__(name)
 
     @property
     def teacher(self) -> nn.Module:

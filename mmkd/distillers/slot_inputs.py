@@ -30,7 +30,9 @@ def _scaled_shape(shape: Sequence[int], scale: float) -> tuple:
 def rescale_sample(sample: BaseDataElement, scale: float,
                    size: Tuple[int, int]) -> BaseDataElement:
     """A copy of ``sample`` whose ground truth and meta information match
-    its image resized by ``scale`` (to ``size`` for the padded batch)."""
+    its image resized by ``scale`` (to ``size`` for the padded batch); the
+    sample itself is unchanged (its fields are copied before they are
+    rescaled, so the student's ground truth stays as it was)."""
     sample = sample.clone()
     meta = {}
     for key in SHAPE_KEYS:
@@ -43,9 +45,9 @@ def rescale_sample(sample: BaseDataElement, scale: float,
             f * scale for f in sample.metainfo['scale_factor'])
     sample.set_metainfo(meta)
     for name in ('gt_instances', 'ignored_instances'):
-        instances = getattr(sample, name, None)
-        if instances is None:
+        if name not in sample:
             continue
+        instances = getattr(sample, name).clone()
         if 'bboxes' in instances:
             boxes = instances.bboxes
             if hasattr(boxes, 'rescale_'):  # mmdet's box types
@@ -58,14 +60,16 @@ def rescale_sample(sample: BaseDataElement, scale: float,
             height, width = instances.masks.height, instances.masks.width
             instances.masks = instances.masks.resize(
                 (int(round(height * scale)), int(round(width * scale))))
+        setattr(sample, name, instances)
     for name in ('gt_sem_seg', 'gt_depth_map'):
-        field = getattr(sample, name, None)
-        if field is not None and 'data' in field:
-            data = field.data
-            mode = 'nearest' if name == 'gt_sem_seg' else 'bilinear'
-            resized = F.interpolate(
-                data[None].float(), scale_factor=scale, mode=mode)[0]
-            field.data = resized.to(data.dtype)
+        if name not in sample or 'data' not in getattr(sample, name):
+            continue
+        field = getattr(sample, name).clone()
+        mode = 'nearest' if name == 'gt_sem_seg' else 'bilinear'
+        field.data = F.interpolate(field.data[None].float(),
+                                   scale_factor=scale,
+                                   mode=mode)[0].to(field.data.dtype)
+        setattr(sample, name, field)
     return sample
 
 
