@@ -8,8 +8,10 @@ guide asks: timed one after another, the same step drifted by ±8 % on
 shared machines):
 
 - ``student``: the student alone, forward + backward + AdamW step;
-- ``teacher read``: the distiller's own teacher forward (frozen, no_grad,
-  stopped after the deepest module any term reads);
+- ``teacher read``: the distiller's own teacher forwards (frozen, no_grad,
+  each stopped after the deepest module its terms read): with several
+  teachers, every teacher some term reads at the first step, so the limit
+  is the student step plus each teacher's read;
 - ``distill``: the distiller's full training step.
 
 ``ratio = distill / (student + teacher read)`` is then what the terms,
@@ -110,8 +112,12 @@ def load_config(path: str, tmp_dir: str,
         raise ValueError(f'{path} is not a distill config: its model type '
                          f'is {cfg.model.get("type")!r}, expected '
                          "'mmkd.Distiller'.")
-    teacher = cfg.model.teacher
-    if not osp.isfile(str(teacher.get('checkpoint'))):
+    teachers = cfg.model.get('teachers') or dict(
+        teacher=cfg.model.teacher)
+    for name, teacher in teachers.items():
+        if teacher.get('role', 'frozen') == 'ema' or \
+                osp.isfile(str(teacher.get('checkpoint'))):
+            continue  # an EMA teacher has no checkpoint
         teacher_cfg = teacher.config
         if isinstance(teacher_cfg, str):
             teacher_cfg = Config.fromfile(resolve_config_path(teacher_cfg))
@@ -120,7 +126,7 @@ def load_config(path: str, tmp_dir: str,
         torch.manual_seed(0)
         with DefaultScope.overwrite_default_scope(scope):
             weights = MODELS.build(copy.deepcopy(model_cfg)).state_dict()
-        teacher.checkpoint = osp.join(tmp_dir, 'random_teacher.pth')
+        teacher.checkpoint = osp.join(tmp_dir, f'random_{name}.pth')
         torch.save(dict(state_dict=weights), teacher.checkpoint)
     return cfg
 
@@ -250,10 +256,14 @@ def make_steps(distiller: nn.Module, student: nn.Module, inputs, samples,
         for head in teacher_roi_heads(distiller):
             head._bbox_forward = roi_timer.wrap(head._bbox_forward)
 
+    first_step = {name for names in distiller.teachers_read(0, 0).values()
+                  for name in names}
+
     def teacher_read() -> None:
         with torch.autocast(inputs.device.type, enabled=amp):
-            distiller._run_teacher(inputs, samples)
-        distiller.teacher_recorder.clear()
+            distiller.run_teachers(inputs, samples, names=first_step)
+        for slot in distiller.slots.values():
+            slot.recorder.clear()
 
     student.train()
     distiller.train()
