@@ -92,6 +92,13 @@ class SlotInputs:
         channels: channels of the ``key`` images, for the build-time probe
             batch; default: the length of the slot preprocessor's ``mean``
             (3 when it does not normalise).
+
+    Examples:
+        >>> teachers = dict(
+        ...     big=dict(config='...', checkpoint='...',
+        ...              inputs=dict(scale=2.0)),       # 2x resolution
+        ...     depth=dict(config='...', checkpoint='...',
+        ...                inputs=dict(key='depth')))   # another modality
     """
     scale: float = 1.0
     key: Optional[str] = None
@@ -189,6 +196,15 @@ class TeacherChoice:
     Args:
         stages: ``((start, names), ...)`` sorted by start, the first at 0.
         by: ``'iter'`` or ``'epoch'``.
+
+    Examples:
+        >>> distill = dict(
+        ...     pkd=dict(type='PearsonFeatureKD', student='neck',
+        ...              teacher='neck', teacher_model=dict(
+        ...                  schedule=[(0, 'r101'), (12, 'x101')],
+        ...                  by='epoch')),
+        ...     ld=dict(type='LocalizationDistillation',
+        ...             teacher_model=('r101', 'x101')))
     """
     stages: Tuple[Tuple[int, Tuple[str, ...]], ...]
     by: str = 'iter'

@@ -38,6 +38,11 @@ class DistillTerm(nn.Module):
             still sees its parameters used) for the first N >= 0
             iterations; FGFI switches imitation off for the first 400.
 
+    A term's config may also name the teacher(s) it reads,
+    ``teacher_model=`` (a name, a tuple of names averaged, or a schedule;
+    see :class:`~mmkd.slots.TeacherChoice`): the distiller takes that key
+    and sets :attr:`teacher_choice`; a term needs none with one teacher.
+
     Attributes:
         enabled: ``False`` switches the term off the same way (its loss is
             computed and multiplied by 0). ``mmkd.DistillSwitchHook`` sets
