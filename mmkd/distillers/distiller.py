@@ -154,9 +154,10 @@ class Distiller(BaseModel):
         if teacher is not None:
             return {DEFAULT_TEACHER: teacher}
         if not isinstance(teachers, dict) or not teachers:
-            raise ValueError('teachers must be a non-empty dict of named '
-                             'teachers, e.g. teachers=dict(r101=dict('
-                             f'config=..., checkpoint=...)); got {teachers!r}.')
+            raise ValueError(
+                'teachers must be a non-empty dict of named teachers, e.g. '
+                'teachers=dict(r101=dict(config=..., checkpoint=...)); got '
+                f'{teachers!r}.')
         for name in teachers:
             if not isinstance(name, str) or not name.isidentifier() or \
                     name == 'student':

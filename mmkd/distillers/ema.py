@@ -2,9 +2,9 @@
 
 Mean teacher (Tarvainen & Valpola, NeurIPS 2017) and self-distillation
 without an external teacher: a copy of the student whose parameters and
-floating-point buffers follow ``θ' ← α θ' + (1 − α) θ`` once a step, with
-``α = min(decay, 1 − 1 / (u + 1))`` at its ``u``-th update (``u = 0``
-copies the student, so early on it is the plain mean of the student's
+floating-point buffers follow ``θ' ← α θ' + (1 − α) θ`` once a step,
+with ``α = min(decay, 1 − 1 / (u + 1))`` at its ``u``-th update (``u =
+0`` copies the student, so early on it is the plain mean of the student's
 iterates, as in the paper's code); integer buffers are copied.
 
 The distiller applies the update lazily, at the start of each training

@@ -7,10 +7,10 @@ be compared position by position as a dense head's can. Chen et al.
 RoIs: the same boxes, pooled from the teacher's own features.
 
 :class:`~mmkd.losses.roi_head_term.RoIHeadTerm` takes what the student
-computed in its own loss from one method-call record, the student ``roi_head``'s
-``bbox_head.loss_and_target`` call (``StandardRoIHead.bbox_loss`` makes
-it once a step): the sampled RoIs, the student's class scores and box
-deltas on them and their targets (labels, label weights, encoded box
+computed in its own loss from one method-call record, the student
+``roi_head``'s ``bbox_head.loss_and_target`` call
+(``StandardRoIHead.bbox_loss`` makes it once a step): the sampled RoIs,
+the student's class scores and box deltas on them and their targets (labels, label weights, encoded box
 targets). No second sampler run, no head subclassing, the user's config
 unchanged. The teacher runs as deep as its features (``neck``); the term
 then runs the teacher ``roi_head``'s ``_bbox_forward`` (RoI extractor,
