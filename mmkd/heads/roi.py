@@ -10,9 +10,9 @@ RoIs: the same boxes, pooled from the teacher's own features.
 computed in its own loss from one method-call record, the student
 ``roi_head``'s ``bbox_head.loss_and_target`` call
 (``StandardRoIHead.bbox_loss`` makes it once a step): the sampled RoIs,
-the student's class scores and box deltas on them and their targets (labels, label weights, encoded box
-targets). No second sampler run, no head subclassing, the user's config
-unchanged. The teacher runs as deep as its features (``neck``); the term
+the student's class scores and box deltas on them and their targets
+(labels, label weights, encoded box targets). No second sampler run, no
+head subclassing, the user's config unchanged. The teacher runs as deep as its features (``neck``); the term
 then runs the teacher ``roi_head``'s ``_bbox_forward`` (RoI extractor,
 shared head if any, box head) on those RoIs under ``no_grad`` — never the
 teacher's RPN loss or any loss. Both sides' outputs are gathered in
