@@ -133,7 +133,8 @@ MMRAZOR_ROWS = {('det', 'mmrazor_cwd'): ('det', 'cwd'),
 
 
 @pytest.mark.parametrize(
-    'key', [k for k in accuracy.METHODS if k not in MMRAZOR_ROWS])
+    'key', [k for k in accuracy.METHODS if k not in MMRAZOR_ROWS],
+    ids=':'.join)
 def test_bench_configs_build_with_a_random_teacher(key, tmp_path):
     suite, _ = key
     path = accuracy.method_config(key)
