@@ -143,9 +143,10 @@ def test_bench_configs_build_with_a_random_teacher(key, tmp_path):
 
     def random_teacher(teacher_suite: str) -> str:
         # ConfigDicts, as the Runner gives them (two-stage detectors read
-        # train_cfg.rpn as an attribute)
-        teacher_cfg = Config.fromfile(
-            accuracy.SUITES[teacher_suite]['teacher'])
+        # train_cfg.rpn as an attribute); a born-again row's teacher is
+        # the previous generation, the student's own architecture
+        role = 'student' if accuracy.generation(key) else 'teacher'
+        teacher_cfg = Config.fromfile(accuracy.SUITES[teacher_suite][role])
         return save_teacher(teacher_cfg.model,
                             str(tmp_path / f'{teacher_suite}.pth'), scope)
 
@@ -520,3 +521,35 @@ def test_atss_teacher_has_the_gfl_students_priors_and_teachers_widths():
     with torch.no_grad():
         assert [f.shape for f in atss.extract_feat(inputs)] == \
             [f.shape for f in gfl_teacher.extract_feat(inputs)]
+
+
+def test_born_again_rows_chain_each_seed_through_its_generations(
+        tmp_path, monkeypatch):
+    """Generation k of a seed is distilled from generation k - 1 of the
+    same seed (0: the student alone, a plain checkpoint; later ones a
+    distiller's, read through strip_prefix); both rows share generation
+    1's runs."""
+    trained = []
+
+    def fake_run(task, name, cfg, cache, interval):
+        trained.append((name, cfg.model.get('teacher')))
+        return dict(AP=0.1 * len(trained), AP50=0.2, s_per_iter=0.1,
+                    losses={}, checkpoint=f'/ckpt/{name}.pth')
+
+    monkeypatch.setattr(accuracy, 'run_cached', fake_run)
+    rows, _ = accuracy.run_benchmark(
+        [('det', 'born_again_gen1'), ('det', 'born_again_gen2')], [0, 1],
+        accuracy.SCHEDULES['quick'], str(tmp_path))
+    teachers = {name: teacher for name, teacher in trained}
+    for seed in (0, 1):
+        gen1 = teachers[f'born_again_gen1_seed{seed}']
+        gen2 = teachers[f'born_again_gen2_seed{seed}']
+        assert gen1['checkpoint'] == f'/ckpt/student_seed{seed}.pth'
+        assert 'strip_prefix' not in gen1
+        assert gen2['checkpoint'] == f'/ckpt/born_again_gen1_seed{seed}.pth'
+        assert gen2['strip_prefix'] == 'student.'
+        # the teacher is the student's own architecture
+        assert gen2['config'].endswith('digits_gfl_r18w16.py')
+    assert [r['method'] for r in rows] == ['born_again_gen1',
+                                           'born_again_gen2']
+    assert rows[1]['teacher'] is None and rows[1]['teachers'] == {}

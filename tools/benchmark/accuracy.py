@@ -183,6 +183,16 @@ METHODS = {
         teachers=dict(gfl2x='det_2x')),
     ('det', 'pkd_ema'):
     'det/pkd-ema_neck_digits_gfl_r18w16.py',
+    # born-again generations: dict(config=..., generation=g) distils
+    # generation g from generation g - 1 of the same seed (generation 0:
+    # the student alone), so the row's teacher is the student's own
+    # architecture and no suite teacher is trained for it
+    ('det', 'born_again_gen1'): dict(
+        config='det/ld-born-again_head_digits_gfl_r18w16_r18w16.py',
+        generation=1),
+    ('det', 'born_again_gen2'): dict(
+        config='det/ld-born-again_head_digits_gfl_r18w16_r18w16.py',
+        generation=2),
 }
 
 
@@ -191,6 +201,12 @@ def method_config(key: Tuple[str, str]) -> str:
     value = METHODS[key]
     return osp.join(BENCH, value if isinstance(value, str) else
                     value['config'])
+
+
+def generation(key: Tuple[str, str]) -> int:
+    """The born-again generation a manifest row trains (0: not one)."""
+    value = METHODS[key]
+    return 0 if isinstance(value, str) else int(value.get('generation', 0))
 
 
 def teacher_suites(key: Tuple[str, str]) -> Dict[str, str]:
@@ -518,20 +534,53 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
                 for seed in seeds]
         return students_alone[suite]
 
+    def distilled_config(suite: str, path: str, model: dict,
+                         seed: int) -> Config:
+        sched = schedules[SUITES[suite]['task']]
+        cfg = builder(suite)(model, sched['student_iters'], seed,
+                             sched['student_batch_size'])
+        cfg.optim_wrapper = method_optim_wrapper(
+            path, cfg.optim_wrapper.to_dict())
+        return cfg
+
+    def born_again(suite: str, path: str, last: int, seed: int,
+                   student: Dict) -> Dict:
+        """Generations 1..``last`` of one seed, each distilled from the
+        one before (generation 0: ``student``, the student alone); the
+        runs are cached by generation, so rows share their chains."""
+        previous, result = student, student
+        for gen in range(1, last + 1):
+            model = distill_model(path, previous['checkpoint'])
+            if gen > 1:  # a distiller's checkpoint: its student's weights
+                model['teacher']['strip_prefix'] = 'student.'
+            result = run_cached(SUITES[suite]['task'],
+                                f'born_again_gen{gen}_seed{seed}',
+                                distilled_config(suite, path, model, seed),
+                                cache, progress_interval)
+            previous = result
+        return result
+
     for suite, method in methods:
         spec = SUITES[suite]
         task = spec['task']
-        sched = schedules[task]
         path = method_config((suite, method))
         slots = external_teachers(path)
         metric, second = spec['metric'], spec['secondary']
-        if slots is None:  # one teacher: the suite's
+        named = None
+        if generation((suite, method)):
+            students = students_of(suite)
+            if prepare_only:
+                continue
+            distilled = [born_again(suite, path, generation(
+                (suite, method)), seed, student) for seed, student in zip(
+                    seeds, students)]
+            teacher, named = None, {}  # the previous generation's
+        elif slots is None:  # one teacher: the suite's
             teacher = teacher_of(suite)
             students = students_of(suite)
             if prepare_only:
                 continue
             model = distill_model(path, teacher['checkpoint'])
-            named = None
         else:  # named teachers, each a suite's (or none: an EMA teacher)
             slot_suites = teacher_suites((suite, method))
             slot_teachers = {name: teacher_of(slot_suites[name])
@@ -548,17 +597,12 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
             teacher = max(slot_teachers.values(), key=lambda t: t[metric],
                           default=None)
 
-        def distilled_config(seed: int) -> Config:
-            cfg = builder(suite)(model, sched['student_iters'], seed,
-                                 sched['student_batch_size'])
-            cfg.optim_wrapper = method_optim_wrapper(
-                path, cfg.optim_wrapper.to_dict())
-            return cfg
-
-        distilled = [run_cached(task, f'{method}_seed{seed}',
-                                distilled_config(seed), cache,
-                                progress_interval)
-                     for seed in seeds]
+        if not generation((suite, method)):
+            distilled = [run_cached(task, f'{method}_seed{seed}',
+                                    distilled_config(suite, path, model,
+                                                     seed), cache,
+                                    progress_interval)
+                         for seed in seeds]
         rows.append(dict(
             task=task, suite=suite, method=method,
             config=osp.relpath(path, REPO), metric=metric,
@@ -699,7 +743,9 @@ def format_markdown(rows: List[Dict], schedules: Dict[str, Dict[str, int]],
             '- named teachers (`teachers=dict(...)`): each is the teacher '
             'of the suite the manifest maps it to; with several, the '
             'teacher column names each and the gap closed is to the best; '
-            '`-`: no external teacher (an EMA of the student), no gap'
+            '`-`: no external teacher (an EMA of the student, or, for '
+            'born-again rows, the previous generation of the same seed), '
+            'no gap'
         ] if any('teachers' in r for r in rows) else []) + [
         '', '| suite | method | metric | teacher | student | distilled | '
         'gain | gap closed | second metric (student → distilled) | '
