@@ -1,10 +1,12 @@
 """Models with roles: named teachers, ensembles, schedules, a teacher's own
 inputs and EMA teachers of the student."""
 import copy
+import importlib.util
+import os.path as osp
 
 import pytest
 import torch
-from conftest import save_teacher, tiny_retinanet
+from conftest import REPO, save_teacher, tiny_retinanet
 from mmengine.logging import MessageHub
 from mmengine.runner.checkpoint import get_state_dict, load_state_dict
 from tiny_heads import det_batch, tiny_faster_rcnn, tiny_gfl
@@ -442,3 +444,64 @@ def test_bad_ema_settings_are_refused(det_scope):
     with pytest.raises(ValueError, match='no config or checkpoint'):
         _distiller(dict(mean=dict(role='ema', checkpoint='x.pth')),
                    dict(fpn=dict(NECK)))
+
+
+def _ema_seg_runner(work_dir, max_iters, **kwargs):
+    """A Runner training a tiny PSPNet against an EMA of itself (pixel KD
+    on the score maps), checkpoints every 2 iterations."""
+    from conftest import tiny_pspnet
+    from mmengine.runner import Runner
+    from test_adversarial_training import SIZE, _loader
+    student = tiny_pspnet(8, 16)
+    # no dropout: MMEngine does not restore the RNG state on resume
+    student['decode_head']['dropout_ratio'] = 0.0
+    torch.manual_seed(0)  # the same initial weights in every run
+    model = Distiller(
+        student=student,
+        teachers=dict(mean=dict(role='ema', decay=0.9)),
+        distill=dict(pixel=dict(type='PixelwiseKD',
+                                student='decode_head.conv_seg',
+                                teacher='decode_head.conv_seg')),
+        probe_size=(SIZE, SIZE))
+    return Runner(
+        model=model, work_dir=str(work_dir),
+        experiment_name=f'ema-{osp.basename(str(work_dir))}-{max_iters}',
+        train_dataloader=_loader(),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01,
+                                          momentum=0.9)),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                           interval=2, by_epoch=False)),
+        log_processor=dict(by_epoch=False), randomness=dict(seed=0),
+        default_scope='mmseg', **kwargs)
+
+
+def test_ema_teacher_resume_through_the_runner_is_bit_exact(
+        tmp_path, seg_scope, runner_state_restored):
+    straight = _ema_seg_runner(tmp_path / 'straight', 4)
+    straight.train()
+    saved = torch.load(tmp_path / 'straight' / 'iter_2.pth',
+                       weights_only=True)
+    assert saved['state_dict']['ema_teachers.mean.num_updates'] == 2
+    # the same run stopped after 2 iterations and resumed by a new Runner
+    first = _ema_seg_runner(tmp_path / 'split', 2)
+    first.train()
+    second = _ema_seg_runner(
+        tmp_path / 'split', 4, resume=True,
+        load_from=str(tmp_path / 'split' / 'iter_2.pth'))
+    second.train()
+    assert second.iter == 4
+    a = straight.model.state_dict()
+    b = second.model.state_dict()
+    assert a.keys() == b.keys()
+    assert any(k.startswith('ema_teachers.mean.decode_head') for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    # the exported student holds no EMA weights
+    spec = importlib.util.spec_from_file_location(
+        'extract_student', osp.join(REPO, 'tools', 'extract_student.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    plain = tool.extract_student(saved)
+    assert set(plain['state_dict']) == \
+        set(straight.model.student.state_dict())
