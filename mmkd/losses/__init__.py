@@ -3,6 +3,7 @@ from .adversarial import (AdversarialTerm, HolisticAdversarialKD,
 from .base import DistillTerm
 from .channel_wise import ChannelWiseKD, channel_wise_divergence
 from .cross_head import CrossHeadKD
+from .decoupled_kd import DecoupledHeadKD
 from .dense_head_term import DenseHeadTerm
 from .dist import DISTKD, dist_loss
 from .feature import FeatureImitation, weighted_squared_error
@@ -23,7 +24,7 @@ from .roi_head_term import RoIHeadTerm
 __all__ = ['DistillTerm', 'DenseHeadTerm', 'RoIHeadTerm', 'FeatureImitation', 'PixelwiseKD',
            'weighted_squared_error', 'pixelwise_kl_divergence',
            'BackgroundWeightedSoftTargets', 'BinaryClassificationKD',
-           'CrossHeadKD',
+           'CrossHeadKD', 'DecoupledHeadKD',
            'HeadClassificationKD', 'IoULocalizationKD',
            'LocalizationDistillation', 'TeacherBoundedRegression',
            'ChannelWiseKD', 'channel_wise_divergence',

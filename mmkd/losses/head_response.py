@@ -6,8 +6,12 @@
   of Chen et al. (NeurIPS 2017), with its sigmoid-head equivalent.
 - :class:`BinaryClassificationKD`: BCKD's per-class binary KD (Yang et
   al., ICCV 2023).
+
+The class-KD terms (these two and :class:`~.decoupled_kd.DecoupledHeadKD`)
+take ``standardize_logits=True`` for the logit standardisation of Sun et
+al. (CVPR 2024), see :func:`standardize_logits`; off by default.
 """
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +21,61 @@ from ..heads.predictions import DensePredictions
 from ..heads.regions import assigner_topk, check_region, region_mask
 from ..registry import MODELS
 from .dense_head_term import DenseHeadTerm
+
+
+def standardize_logits(logits: Tensor, eps: float = 1e-7) -> Tensor:
+    """(N, C) logits z-scored over the class dimension of each row.
+
+    ``(z − mean_c z) / (std_c z + eps)`` with the unbiased std, as the
+    reference code of Sun et al. (CVPR 2024, "Logit Standardization in
+    Knowledge Distillation") computes it; the temperature applied after
+    it is then a *base* temperature (2 in most of their CIFAR-100 runs).
+    A row is one prior: for a softmax head the C logits of its softmax
+    (background included), for a per-class sigmoid head its C class
+    logits, z-scored together although each feeds its own sigmoid. The
+    student's mean and std stay in the graph (gradients pass through
+    them), as in the reference code.
+    """
+    mean = logits.mean(1, keepdim=True)
+    std = logits.std(1, keepdim=True)
+    return (logits - mean) / (std + eps)
+
+
+def check_class_kd_args(temperature: float,
+                        standardize: bool = False) -> None:
+    """Refuse a class-KD term's temperature and standardisation flag."""
+    if temperature <= 0:
+        raise ValueError(f'temperature must be > 0, got {temperature}.')
+    if not isinstance(standardize, bool):
+        raise TypeError('standardize_logits is True or False, got '
+                        f'{standardize!r}.')
+
+
+def check_standardizable(term, *heads) -> None:
+    """z-scoring over classes needs at least two logits a prior."""
+    for head in heads:
+        channels = getattr(head, 'cls_out_channels', None)
+        if channels is not None and channels < 2:
+            raise ValueError(
+                f'Term {term.name!r} ({type(term).__name__}): '
+                'standardize_logits z-scores the class logits of each '
+                f'prior, but {type(head).__name__} predicts {channels} '
+                'logit a prior (e.g. an RPN head); set '
+                'standardize_logits=False.')
+
+
+def softened_logits(student: Tensor, teacher: Tensor, temperature: float,
+                    standardize: bool) -> Tuple[Tensor, Tensor]:
+    """Both sides optionally z-scored (:func:`standardize_logits`), then
+    divided by the temperature; the teacher detached. Nothing is
+    computed for ``temperature = 1`` without standardisation."""
+    teacher = teacher.detach()
+    if standardize:
+        student = standardize_logits(student)
+        teacher = standardize_logits(teacher)
+    if temperature != 1:
+        student, teacher = student / temperature, teacher / temperature
+    return student, teacher
 
 
 def softmax_kd(student: Tensor, teacher: Tensor,
@@ -110,10 +169,17 @@ class HeadClassificationKD(DenseHeadTerm):
     and over the region's priors. LD (Zheng et al., CVPR 2022) uses it on
     the main region with τ = 2 and weight 10.
 
+    With ``standardize_logits=True`` (Sun et al., CVPR 2024) both sides'
+    logits are first z-scored over the C logits of each prior
+    (:func:`standardize_logits`) and τ is the base temperature applied
+    after it (the authors' 2; they also raise the KD weight, 0.9 → 9 on
+    CIFAR-100, which is left to ``loss_weight``).
+
     Args:
         region: ``'main'`` (positives, default), ``'valid'`` (every prior
             the head's classification loss counts) or ``'valuable'``.
         temperature: τ. Default 2.
+        standardize_logits: z-score the logits before τ. Default False.
         head: the student's dense head path. Default ``'bbox_head'``.
         teacher_head: the teacher's, defaults to ``head``.
         loss_weight: 10 in LD.
@@ -122,6 +188,9 @@ class HeadClassificationKD(DenseHeadTerm):
     Examples:
         >>> distill = dict(cls_kd=dict(type='HeadClassificationKD',
         ...                            temperature=2, loss_weight=10))
+        >>> standardized = dict(cls_kd=dict(
+        ...     type='HeadClassificationKD', standardize_logits=True,
+        ...     temperature=2, loss_weight=10))
     """
 
     def __init__(self,
@@ -130,25 +199,34 @@ class HeadClassificationKD(DenseHeadTerm):
                  head: str = 'bbox_head',
                  teacher_head: Optional[str] = None,
                  loss_weight: float = 10.0,
-                 warmup_iters: int = 0) -> None:
+                 warmup_iters: int = 0,
+                 standardize_logits: bool = False) -> None:
         super().__init__(head, teacher_head, loss_weight, warmup_iters)
-        if temperature <= 0:
-            raise ValueError(f'temperature must be > 0, got {temperature}.')
+        check_class_kd_args(temperature, standardize_logits)
         self.region = check_region(region)
         self.temperature = temperature
+        self.standardize_logits = standardize_logits
+
+    def check_heads(self, student_head, teacher_head) -> None:
+        if self.standardize_logits:
+            check_standardizable(self, student_head, teacher_head)
+
+    def _kd(self, student: Tensor, teacher: Tensor) -> Tensor:
+        if self.standardize_logits:
+            student = standardize_logits(student)
+            teacher = standardize_logits(teacher.detach())
+        return softmax_kd(student, teacher, self.temperature)
 
     def loss(self, preds: DensePredictions) -> Tensor:
         mask = region_mask(preds, self.region, assigner_topk(preds))
         if self.region == 'valid':
             # nearly every prior: masking all rows is cheaper than
             # gathering them and needs no host synchronisation on a GPU
-            kd = softmax_kd(preds.cls_student, preds.cls_teacher,
-                            self.temperature)
+            kd = self._kd(preds.cls_student, preds.cls_teacher)
             kd = torch.where(mask, kd, kd.new_zeros(()))
             return kd.sum() / mask.sum().clamp(min=1)
         rows = preds.select(mask)
-        kd = softmax_kd(rows.cls_student, rows.cls_teacher,
-                        self.temperature)
+        kd = self._kd(rows.cls_student, rows.cls_teacher)
         return kd.sum() / max(kd.shape[0], 1)
 
 
@@ -215,17 +293,34 @@ class BinaryClassificationKD(DenseHeadTerm):
     quality focal loss is (the normalisation of the reference code was not
     verified).
 
+    BCKD has no temperature (τ = 1, the default). A temperature τ ≠ 1
+    divides both sides' logits and multiplies the loss by τ² (Hinton's
+    gradient-scale convention). ``standardize_logits=True`` is the logit
+    standardisation of Sun et al. (CVPR 2024) on a sigmoid head: the C
+    class logits of each prior are z-scored together
+    (:func:`standardize_logits`) before τ (then a base temperature) and
+    the per-class sigmoids. Caveat: this drops the absolute level of a
+    prior's logits (all classes low: background), which a sigmoid head
+    scores and a softmax does not; the student then learns only how the
+    teacher ranks the classes at each prior. No published detection
+    result exists for it.
+
     Args:
         beta: β of the modulating factor. Default 1.
         head: the student's dense head path. Default ``'bbox_head'``.
         teacher_head: the teacher's, defaults to ``head``.
         loss_weight: multiplies the term. Default 1.
         warmup_iters: switched off for the first N iterations.
+        temperature: τ. Default 1 (BCKD's).
+        standardize_logits: z-score the logits before τ. Default False.
 
     Examples:
         >>> distill = dict(
         ...     cls=dict(type='BinaryClassificationKD', beta=1.0),
         ...     box=dict(type='IoULocalizationKD', loss_weight=4.0))
+        >>> standardized = dict(cls=dict(
+        ...     type='BinaryClassificationKD', standardize_logits=True,
+        ...     temperature=2.0))
     """
 
     def __init__(self,
@@ -233,17 +328,29 @@ class BinaryClassificationKD(DenseHeadTerm):
                  head: str = 'bbox_head',
                  teacher_head: Optional[str] = None,
                  loss_weight: float = 1.0,
-                 warmup_iters: int = 0) -> None:
+                 warmup_iters: int = 0,
+                 temperature: float = 1.0,
+                 standardize_logits: bool = False) -> None:
         super().__init__(head, teacher_head, loss_weight, warmup_iters)
         if beta < 0:
             raise ValueError(f'beta must be >= 0, got {beta}.')
+        check_class_kd_args(temperature, standardize_logits)
         self.beta = beta
+        self.temperature = temperature
+        self.standardize_logits = standardize_logits
 
     def check_heads(self, student_head, teacher_head) -> None:
         self.require_sigmoid(student_head, teacher_head)
+        if self.standardize_logits:
+            check_standardizable(self, student_head, teacher_head)
 
     def loss(self, preds: DensePredictions) -> Tensor:
-        kd = binary_kd(preds.cls_student, preds.cls_teacher, self.beta)
+        student, teacher = softened_logits(
+            preds.cls_student, preds.cls_teacher, self.temperature,
+            self.standardize_logits)
+        kd = binary_kd(student, teacher, self.beta)
+        if self.temperature != 1:
+            kd = kd * self.temperature**2
         kd = torch.where(preds.valid, kd * preds.label_weights,
                          kd.new_zeros(()))
         return kd.sum() / positive_count(preds.avg_factor)
