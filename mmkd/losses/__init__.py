@@ -6,6 +6,7 @@ from .cross_head import CrossHeadKD
 from .decoupled_kd import DecoupledHeadKD
 from .dense_head_term import DenseHeadTerm
 from .dist import DISTKD, dist_loss
+from .factor_transfer import FactorTransfer
 from .feature import FeatureImitation, weighted_squared_error
 from .fgd import FocalGlobalKD, GlobalContextRelation
 from .head_response import (BackgroundWeightedSoftTargets,
@@ -28,7 +29,7 @@ __all__ = ['DistillTerm', 'DenseHeadTerm', 'RoIHeadTerm', 'FeatureImitation', 'P
            'HeadClassificationKD', 'IoULocalizationKD',
            'LocalizationDistillation', 'TeacherBoundedRegression',
            'ChannelWiseKD', 'channel_wise_divergence',
-           'DISTKD', 'dist_loss', 'PearsonFeatureKD',
+           'DISTKD', 'dist_loss', 'FactorTransfer', 'PearsonFeatureKD',
            'pearson_feature_loss', 'FocalGlobalKD',
            'GlobalContextRelation', 'MaskedGenerativeKD',
            'AdversarialTerm', 'HolisticAdversarialKD', 'gradient_penalty',
