@@ -9,6 +9,7 @@ from .dist import DISTKD, dist_loss
 from .factor_transfer import FactorTransfer
 from .feature import FeatureImitation, weighted_squared_error
 from .fgd import FocalGlobalKD, GlobalContextRelation
+from .fsp import FlowOfSolutionKD, fsp_loss, fsp_matrix
 from .head_response import (BackgroundWeightedSoftTargets,
                             BinaryClassificationKD, HeadClassificationKD)
 from .localization import (IoULocalizationKD, LocalizationDistillation,
@@ -17,6 +18,8 @@ from .mgd import MaskedGenerativeKD
 from .pairwise import (PairwiseAffinityKD, cosine_affinity,
                        pairwise_affinity_loss)
 from .pearson import PearsonFeatureKD, pearson_feature_loss
+from .relational import (RelationalKD, rkd_angle_loss,
+                         rkd_distance_loss)
 from .response import PixelwiseKD, pixelwise_kl_divergence
 from .roi_head import (RoIBackgroundWeightedSoftTargets,
                        RoITeacherBoundedRegression)
@@ -35,4 +38,6 @@ __all__ = ['DistillTerm', 'DenseHeadTerm', 'RoIHeadTerm', 'FeatureImitation', 'P
            'AdversarialTerm', 'HolisticAdversarialKD', 'gradient_penalty',
            'wgan_gp_discriminator_loss', 'PairwiseAffinityKD',
            'cosine_affinity', 'pairwise_affinity_loss',
-           'RoIBackgroundWeightedSoftTargets', 'RoITeacherBoundedRegression']
+           'RoIBackgroundWeightedSoftTargets', 'RoITeacherBoundedRegression',
+           'FlowOfSolutionKD', 'fsp_loss', 'fsp_matrix', 'RelationalKD',
+           'rkd_angle_loss', 'rkd_distance_loss']
