@@ -74,7 +74,7 @@ def test_bench_config(tmp_path, runner_state_restored):
     with DefaultScope.overwrite_default_scope('mmdet'):
         model = MODELS.build(cfg.model)
     term = model.distill_terms.fpn
-    assert (term.paraphraser_iters, term.loss_weight) == (100, 500.0)
+    assert (term.paraphraser_iters, term.loss_weight) == (150, 500.0)
     assert term.paraphrasers[0].encoder[0].in_channels == 64
     assert term.translators[0][0].in_channels == 32
     assert term.translators[0][4].out_channels == 32
