@@ -170,12 +170,28 @@ def test_named_stages_of_a_tiny_segmentor(tmp_path, seg_scope):
                               teacher=stages, loss_weight=1.0)),
         probe_size=(32, 32))
     term = model.distill_terms.fsp
+    calls = []
+    model.teacher.decode_head.register_forward_hook(
+        lambda *a: calls.append(1))
     assert term.student_spec.methods == (
         'layer1.forward', 'layer2.forward', 'layer3.forward')
     inputs, samples = make_probe_batch(model.student, (32, 32))
     losses = model.loss(torch.rand_like(inputs), samples)
+    assert calls == []  # the teacher stops after its layer3
     loss = losses['loss_distill_fsp']
     assert loss.item() > 0
     loss.backward()
     grad = model.student.backbone.layer1[0].conv1.weight.grad
     assert grad is not None and grad.abs().sum() > 0
+
+
+def test_under_autocast_the_matrices_are_float32():
+    s = (torch.randn(2, 4, 8, 8), torch.randn(2, 6, 4, 4))
+    t = (torch.randn(2, 4, 8, 8), torch.randn(2, 3, 4, 4))
+    term = FlowOfSolutionKD('backbone', 'backbone')
+    term.setup(list(s), list(t), None)
+    plain = term(s, t, [], iteration=0)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        low = term(tuple(x.bfloat16() for x in s), t, [], iteration=0)
+    assert low.dtype == torch.float32
+    assert low.item() == pytest.approx(plain.item(), rel=5e-2)

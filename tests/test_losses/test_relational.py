@@ -276,3 +276,18 @@ def test_end_to_end_on_a_tiny_segmentor(tmp_path, seg_scope):
     loss.backward()
     grad = model.student.decode_head.bottleneck.conv.weight.grad
     assert grad is not None and grad.abs().sum() > 0
+
+
+def test_under_autocast_the_loss_is_float32():
+    torch.manual_seed(0)
+    samples = _det_samples([[[2, 2, 30, 30], [20, 10, 60, 40]],
+                            [[0, 30, 40, 64]]])
+    student, teacher = torch.randn(2, 4, 16, 16), torch.randn(2, 8, 16, 16)
+    term = RelationalKD('neck', 'neck', embeddings='gt_instances')
+    term.setup([student], [teacher], None)
+    plain = term(student, teacher, samples, iteration=0)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        low = term(student.bfloat16(), teacher.bfloat16(), samples,
+                   iteration=0)
+    assert low.dtype == torch.float32 and plain.item() > 0
+    assert low.item() == pytest.approx(plain.item(), rel=5e-2)
