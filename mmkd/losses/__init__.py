@@ -1,5 +1,8 @@
 from .adversarial import (AdversarialTerm, HolisticAdversarialKD,
                           gradient_penalty, wgan_gp_discriminator_loss)
+from .activation_boundary import (ActivationBoundaryKD,
+                                  activation_boundary_loss)
+from .attention import AttentionTransfer, attention_transfer_loss
 from .base import DistillTerm
 from .channel_wise import ChannelWiseKD, channel_wise_divergence
 from .cross_head import CrossHeadKD
@@ -15,6 +18,8 @@ from .head_response import (BackgroundWeightedSoftTargets,
 from .localization import (IoULocalizationKD, LocalizationDistillation,
                            TeacherBoundedRegression)
 from .mgd import MaskedGenerativeKD
+from .neuron_selectivity import (NeuronSelectivityTransfer,
+                                 neuron_selectivity_loss)
 from .pairwise import (PairwiseAffinityKD, cosine_affinity,
                        pairwise_affinity_loss)
 from .pearson import PearsonFeatureKD, pearson_feature_loss
@@ -25,7 +30,10 @@ from .roi_head import (RoIBackgroundWeightedSoftTargets,
                        RoITeacherBoundedRegression)
 from .roi_head_term import RoIHeadTerm
 
-__all__ = ['DistillTerm', 'DenseHeadTerm', 'RoIHeadTerm', 'FeatureImitation', 'PixelwiseKD',
+__all__ = ['ActivationBoundaryKD', 'activation_boundary_loss',
+           'AttentionTransfer', 'attention_transfer_loss',
+           'NeuronSelectivityTransfer', 'neuron_selectivity_loss',
+           'DistillTerm', 'DenseHeadTerm', 'RoIHeadTerm', 'FeatureImitation', 'PixelwiseKD',
            'weighted_squared_error', 'pixelwise_kl_divergence',
            'BackgroundWeightedSoftTargets', 'BinaryClassificationKD',
            'CrossHeadKD', 'DecoupledHeadKD',
