@@ -81,8 +81,11 @@ def neuron_selectivity_loss(student: torch.Tensor, teacher: torch.Tensor,
         teacher.detach().float().reshape(n, teacher.shape[1], -1), dim=2,
         eps=1e-10)
     args = (kernel, degree, coef, sigma)
-    mmd = (_kernel_mean(s, s, *args) + _kernel_mean(t, t, *args)
-           - 2 * _kernel_mean(s, t, *args))
+    # float32 Gram matrices under --amp too (autocast would run bmm in
+    # float16/bfloat16)
+    with torch.autocast(s.device.type, enabled=False):
+        mmd = (_kernel_mean(s, s, *args) + _kernel_mean(t, t, *args)
+               - 2 * _kernel_mean(s, t, *args))
     return mmd.mean()
 
 

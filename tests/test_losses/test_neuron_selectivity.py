@@ -168,3 +168,14 @@ def test_segmentation_distiller_end_to_end(seg_teacher_ckpt):
     loss.backward()
     assert model.student.decode_head.bottleneck.conv.weight.grad.abs()\
         .sum() > 0
+
+
+def test_float32_under_autocast():
+    g = torch.Generator().manual_seed(4)
+    s = torch.randn(2, 8, 4, 4, generator=g)
+    t = torch.randn(2, 16, 4, 4, generator=g)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        low = neuron_selectivity_loss(s.bfloat16(), t)
+    assert low.dtype == torch.float32
+    assert low.item() == pytest.approx(
+        neuron_selectivity_loss(s.bfloat16().float(), t).item(), rel=1e-5)
