@@ -183,6 +183,34 @@ METHODS = {
         teachers=dict(gfl2x='det_2x')),
     ('det', 'pkd_ema'):
     'det/pkd-ema_neck_digits_gfl_r18w16.py',
+    ('det', 'pkd_ema_decay0.99'):
+    'det/pkd-ema-decay0.99_neck_digits_gfl_r18w16.py',
+    # the classic "what to match" terms (issue 20) and logit KD for
+    # sigmoid heads
+    ('det', 'at'):
+    'det/at_neck_digits_gfl_r18w32_r18w16.py',
+    ('det', 'nst'):
+    'det/nst_neck_digits_gfl_r18w32_r18w16.py',
+    ('det', 'ab'):
+    'det/ab_neck_digits_gfl_r18w32_r18w16.py',
+    ('det', 'fsp'):
+    'det/fsp_backbone_digits_gfl_r18w32_r18w16.py',
+    ('det', 'rkd'):
+    'det/rkd_neck_digits_gfl_r18w32_r18w16.py',
+    ('det', 'ft'):
+    'det/ft_neck_digits_gfl_r18w32_r18w16.py',
+    ('det', 'dkd'):
+    'det/dkd_head_digits_gfl_r18w32_r18w16.py',
+    ('det', 'bckd_ls'):
+    'det/bckd-ls_head_digits_gfl_r18w32_r18w16.py',
+    ('det', 'ld_ls'):
+    'det/ld-ls_head_digits_gfl_r18w32_r18w16.py',
+    ('seg', 'at'):
+    'seg/at_backbone_digits_fcn_r18w32_r18w16-d8.py',
+    ('seg', 'nst'):
+    'seg/nst_head_digits_fcn_r18w32_r18w16-d8.py',
+    ('seg', 'fsp'):
+    'seg/fsp_backbone_digits_fcn_r18w32_r18w16-d8.py',
     # born-again generations: dict(config=..., generation=g) distils
     # generation g from generation g - 1 of the same seed (generation 0:
     # the student alone), so the row's teacher is the student's own
