@@ -20,7 +20,8 @@ teachers and shared student-alone runs and resumes an interrupted
 benchmark. The runner settings (optimizer, schedule, hooks) are the demo's
 (``tools/demo/digits_kd_demo.py``).
 
-Outputs in ``--out``: ``benchmarks.md`` (table, command, machine, date),
+Outputs in ``--out`` (base name ``--name``, default ``benchmarks``):
+``benchmarks.md`` (table, command, machine, date),
 ``benchmarks.json`` (one row per method), ``benchmarks_gain.png`` (gain per
 method with seed error bars) and ``benchmarks_loss.png`` (loss curves of
 the student alone vs distilled, first seed).
@@ -812,8 +813,10 @@ def format_markdown(rows: List[Dict], schedules: Dict[str, Dict[str, int]],
     return '\n'.join(lines) + '\n'
 
 
-def plot(rows: List[Dict], curves: Dict, out_dir: str) -> List[str]:
-    """Gain per method with seed error bars, and the loss curves."""
+def plot(rows: List[Dict], curves: Dict, out_dir: str,
+         name: str = 'benchmarks') -> List[str]:
+    """Gain per method with seed error bars, and the loss curves
+    (``<name>_gain.png``, ``<name>_loss.png`` in ``out_dir``)."""
     try:
         import matplotlib
         matplotlib.use('Agg')
@@ -842,7 +845,7 @@ def plot(rows: List[Dict], curves: Dict, out_dir: str) -> List[str]:
                       f'{len(task_rows[0]["seeds"])} seeds)')
         ax.set_title(task)
     fig.tight_layout()
-    gain_png = osp.join(out_dir, 'benchmarks_gain.png')
+    gain_png = osp.join(out_dir, f'{name}_gain.png')
     fig.savefig(gain_png, dpi=120)
     plt.close(fig)
     if not curves:
@@ -867,7 +870,7 @@ def plot(rows: List[Dict], curves: Dict, out_dir: str) -> List[str]:
         ax.set_title(f'{task}, first seed (moving average)')
         ax.legend(fontsize=7)
     fig.tight_layout()
-    loss_png = osp.join(out_dir, 'benchmarks_loss.png')
+    loss_png = osp.join(out_dir, f'{name}_loss.png')
     fig.savefig(loss_png, dpi=120)
     plt.close(fig)
     return [gain_png, loss_png]
@@ -894,6 +897,10 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help='tiny data and a few iterations: a smoke run')
     parser.add_argument('--out', default='docs',
                         help='folder of benchmarks.md/.json and the plots')
+    parser.add_argument('--name', default='benchmarks',
+                        help='base name of the outputs in --out (default '
+                        'benchmarks: benchmarks.md, benchmarks.json, '
+                        'benchmarks_gain.png, benchmarks_loss.png)')
     parser.add_argument('--work-dir', default='work_dirs/bench',
                         help='data and cached runs')
     parser.add_argument('--teacher-iters', type=int,
@@ -948,14 +955,14 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
         methods (and names the others) in ``--out``."""
         done = {(r['suite'], r['method']) for r in rows}
         missing = [f'{t}:{m}' for t, m in methods if (t, m) not in done]
-        with open(osp.join(args.out, 'benchmarks.json'), 'w') as f:
+        with open(osp.join(args.out, f'{args.name}.json'), 'w') as f:
             json.dump(rows, f, indent=2)
         report = format_markdown(rows, schedules, command,
                                  time.time() - start, missing, skipped)
-        with open(osp.join(args.out, 'benchmarks.md'), 'w') as f:
+        with open(osp.join(args.out, f'{args.name}.md'), 'w') as f:
             f.write(report)
         if rows:
-            plot(rows, curves, args.out)
+            plot(rows, curves, args.out, args.name)
         return report
 
     if args.prepare_only:
