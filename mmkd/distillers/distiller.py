@@ -562,9 +562,6 @@ class Distiller(BaseModel):
             if slot.recorder.specs and (names is None or name in names):
                 self._run_slot(slot, inputs, data_samples, extra_inputs)
 
-    # the one-teacher name, for tools and tests that time the teacher read
-    _run_teacher = run_teachers
-
     @torch.no_grad()
     def _update_ema_teachers(self, iteration: int) -> None:
         """Bring every EMA teacher to ``iteration + 1`` updates (see

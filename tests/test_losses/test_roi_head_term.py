@@ -78,7 +78,7 @@ def dense_predictions(model: Distiller, term):
     """A dense-head term's aligned predictions for one student loss pass
     on a probe batch (the recorders cleared after)."""
     inputs, samples = batch(model)
-    model._run_teacher(inputs, copy.deepcopy(samples))
+    model.run_teachers(inputs, copy.deepcopy(samples))
     model.student_recorder.active = True
     model.student.loss(inputs, samples)
     model.student_recorder.active = False
@@ -135,7 +135,7 @@ def test_same_weights_give_the_students_own_outputs(tmp_path, det_scope):
     model.student.eval()
     term = model.distill_terms['rcnn']
     inputs, samples = batch(model)
-    model._run_teacher(inputs, copy.deepcopy(samples))
+    model.run_teachers(inputs, copy.deepcopy(samples))
     model.student_recorder.active = True
     model.student.loss(inputs, samples)
     model.student_recorder.active = False
