@@ -19,7 +19,19 @@ role       learns                              in checkpoints  exported
 frozen     no (eval, no_grad)                  no              no
 ema        no (the mean of the student's       yes (resume is  no
            weights, updated once a step)       exact)
+peer       yes (its own task loss and the      yes             any, by
+           terms where it is the student)                      name
+auxiliary  yes (e.g. BYOT heads on the         yes             no
+           student's shallower features)
+augmented  yes (NetAug: a wider model sharing  its extra       no
+           the student's weights)              weights
 =========  ==================================  ==============  =========
+
+Trainable slots (peer, auxiliary, augmented) are submodules of the
+distiller (``trainable_slots.<name>.``): in the state dict, the optimizer
+and DDP. Auxiliary and augmented slots are :class:`TrainableSlotModule`
+subclasses; each step the distiller calls their
+:meth:`~TrainableSlotModule.slot_loss` with a :class:`SlotStep`.
 """
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -27,7 +39,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 
-ROLES = ('frozen', 'ema')
+ROLES = ('frozen', 'ema', 'peer', 'auxiliary', 'augmented')
+#: the roles whose slots learn (submodules of the distiller)
+TRAINABLE_ROLES = ('peer', 'auxiliary', 'augmented')
 AUTOCAST_DTYPES = ('float16', 'bfloat16')
 SCHEDULE_UNITS = ('iter', 'epoch')
 
@@ -169,6 +183,49 @@ class ModelSlot:
 
     def __str__(self) -> str:
         return f'{self.role} slot {self.name!r}'
+
+
+@dataclass
+class SlotStep:
+    """What a trainable slot's :meth:`TrainableSlotModule.slot_loss` sees
+    at one training step.
+
+    Args:
+        inputs: the batch as the student's data preprocessor made it.
+        data_samples: the batch's samples, a copy taken before the
+            student's loss ran (the slot may edit it).
+        iteration: the Runner's iteration (survives resume).
+        student_outputs: ``{module path: output}`` of every student module
+            the slot names in :attr:`TrainableSlotModule.student_inputs`,
+            from this step's student forward, with their autograd graph
+            (gradients of the slot's loss reach the student through them).
+    """
+    inputs: torch.Tensor
+    data_samples: List[Any]
+    iteration: int
+    student_outputs: Dict[str, Any] = field(default_factory=dict)
+
+
+class TrainableSlotModule(nn.Module):
+    """The base of the modules of auxiliary and augmented slots.
+
+    Built by the distiller from the slot's config (``type`` in the
+    ``mmkd`` registry, the other keys but ``role`` as arguments) with the
+    student as ``student=`` keyword, which a subclass keeps outside its
+    submodules (``object.__setattr__``) so that the student's weights are
+    saved once, under ``student.``.
+
+    Every parameter of the module must take part in every step's loss
+    (DDP runs without ``find_unused_parameters``).
+    """
+    #: student module paths whose outputs :class:`SlotStep` carries
+    student_inputs: Tuple[str, ...] = ()
+
+    def slot_loss(self, step: SlotStep) -> Dict[str, torch.Tensor]:
+        """The slot's own losses at this step (keys contain ``'loss'``;
+        the distiller logs them as ``<slot name>.<key>``), already
+        weighted."""
+        raise NotImplementedError
 
 
 class TeacherEnsemble(list):
