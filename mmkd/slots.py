@@ -38,6 +38,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+from mmengine.model import BaseModule
 
 ROLES = ('frozen', 'ema', 'peer', 'auxiliary', 'augmented')
 #: the roles whose slots learn (submodules of the distiller)
@@ -206,8 +207,11 @@ class SlotStep:
     student_outputs: Dict[str, Any] = field(default_factory=dict)
 
 
-class TrainableSlotModule(nn.Module):
+class TrainableSlotModule(BaseModule):
     """The base of the modules of auxiliary and augmented slots.
+
+    An MMEngine ``BaseModule``: the Runner's ``init_weights`` reaches it
+    (and its children's ``init_cfg``) through the distiller.
 
     Built by the distiller from the slot's config (``type`` in the
     ``mmkd`` registry, the other keys but ``role`` as arguments) with the
