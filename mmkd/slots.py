@@ -185,6 +185,11 @@ class ModelSlot:
     def __str__(self) -> str:
         return f'{self.role} slot {self.name!r}'
 
+    @property
+    def trainable(self) -> bool:
+        """Whether the slot learns (a submodule of the distiller)."""
+        return self.role in TRAINABLE_ROLES
+
 
 @dataclass
 class SlotStep:

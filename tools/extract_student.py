@@ -8,7 +8,11 @@ import, and it loads with ``torch.load(weights_only=True)``.
 Usage::
 
     python tools/extract_student.py DISTILL_CKPT OUT.pth
-        [--student-config PLAIN_CONFIG]
+        [--student-config PLAIN_CONFIG] [--model NAME]
+
+``--model`` exports another model that learned in the run, a peer of
+online mutual learning (``teachers=dict(NAME=dict(role='peer', ...))``),
+instead of the student.
 
 With ``--student-config`` the extracted weights are checked against the
 plain config (strict key and shape match) before anything is written.
@@ -25,6 +29,20 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmkd.utils import load_state_dict_file  # noqa: E402
 
 PREFIX = 'student.'
+#: where the distiller keeps the weights of its trainable slots
+TRAINABLE_PREFIX = 'trainable_slots.'
+
+
+def model_prefix(name: str) -> str:
+    """The key prefix of model ``name`` (``'student'`` or a peer)."""
+    return PREFIX if name == 'student' else f'{TRAINABLE_PREFIX}{name}.'
+
+
+def trainable_slot_names(state_dict: dict) -> list:
+    """The trainable slots (peers, auxiliary heads, ...) a distiller
+    checkpoint holds."""
+    return sorted({key[len(TRAINABLE_PREFIX):].split('.', 1)[0]
+                   for key in state_dict if key.startswith(TRAINABLE_PREFIX)})
 
 
 def extract_student(checkpoint: dict, prefix: str = PREFIX) -> dict:
@@ -44,6 +62,11 @@ def extract_student(checkpoint: dict, prefix: str = PREFIX) -> dict:
                           for k, v in state_dict.items()
                           if k.startswith(prefix))
     if not student:
+        slots = trainable_slot_names(state_dict)
+        if prefix.startswith(TRAINABLE_PREFIX) or slots:
+            raise ValueError(
+                f'No "{prefix}" weights in this checkpoint; the models it '
+                f'holds besides the student: {slots}.')
         raise ValueError(
             f'No "{prefix}" weights in this checkpoint: it is not an mmkd '
             'distiller checkpoint (a plain mmdet/mmseg checkpoint needs no '
@@ -89,19 +112,24 @@ def main() -> None:
                         help='plain mmdet/mmseg config to check against')
     parser.add_argument('--force', action='store_true',
                         help='overwrite OUT if it exists')
+    parser.add_argument('--model', default='student',
+                        help='the model to export: "student" (default) or '
+                        'the name of a peer (online mutual learning)')
     args = parser.parse_args()
     if osp.abspath(args.out) == osp.abspath(args.checkpoint):
         raise SystemExit('OUT must differ from the input checkpoint.')
     if osp.exists(args.out) and not args.force:
         raise SystemExit(f'{args.out} exists; pass --force to overwrite.')
     try:
-        plain = extract_student(load_state_dict_file(args.checkpoint))
+        plain = extract_student(load_state_dict_file(args.checkpoint),
+                                model_prefix(args.model))
         if args.student_config:
             check_against_config(plain['state_dict'], args.student_config)
     except (FileNotFoundError, RuntimeError, ValueError) as err:
         raise SystemExit(f'extract_student: {err}')
     save_checkpoint(plain, args.out)
-    print(f'Wrote {len(plain["state_dict"])} student tensors to {args.out}')
+    print(f'Wrote {len(plain["state_dict"])} {args.model} tensors to '
+          f'{args.out}')
 
 
 if __name__ == '__main__':

@@ -14,21 +14,23 @@ One training step::
 """
 import copy
 import warnings
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
+from mmengine.model import ModuleDict as InitModuleDict
 from mmengine.structures import BaseDataElement
 
 from ..losses.adversarial import AdversarialTerm
 from ..losses.base import DistillTerm
-from ..recorders import (ModelRecorder, StopForward, recorded_tensors,
-                         require_module)
+from ..recorders import (ModelRecorder, ReadSpec, StopForward,
+                         recorded_tensors, require_module)
 from ..registry import MODELS
-from ..slots import (ModelSlot, SlotInputs, TeacherChoice, TeacherEnsemble,
-                     parse_autocast, slot_autocast)
+from ..slots import (TRAINABLE_ROLES, ModelSlot, SlotInputs, SlotStep,
+                     TeacherChoice, TeacherEnsemble, parse_autocast,
+                     slot_autocast)
 from ..utils.validation import check_image_size
 from .adversarial_step import adversarial_train_step
 from .ema import (STATE_PREFIX, UPDATES_KEY, ema_momentum, ema_update,
@@ -41,9 +43,13 @@ from .teacher import (build_frozen_teacher, build_model_in_scope,
                       check_ema_decay, check_teacher_reference,
                       current_scope)
 from .teacher_inputs import TeacherInputConverter
+from .trainable import (build_trainable_slot, detach_record,
+                        load_peer_checkpoint, slot_losses)
 
 #: the slot name of the short form ``teacher=dict(...)``
 DEFAULT_TEACHER = 'teacher'
+#: how terms name the student (``student_model=``, ``teacher_model=``)
+STUDENT = 'student'
 #: the attributes of the one-teacher form
 ONE_TEACHER_ATTRS = ('teacher', 'teacher_recorder', 'teacher_input_converter',
                      'teacher_autocast', 'teacher_checkpoint')
@@ -138,7 +144,7 @@ class Distiller(BaseModel):
         # stream as when trained alone with the same seed.
         with torch.random.fork_rng(devices=[]):
             self._build_slots_and_terms(slot_configs, distill, scope,
-                                        tuple(probe_size))
+                                        tuple(probe_size), student)
 
     # -- building -----------------------------------------------------------
     @staticmethod
@@ -174,28 +180,30 @@ class Distiller(BaseModel):
     def _build_slots_and_terms(self, slot_configs: Dict[str, dict],
                                distill: Optional[Dict[str, dict]],
                                scope: Optional[str],
-                               probe_size: Tuple[int, int]) -> None:
-        # Slots are not submodules: frozen teachers stay out of
+                               probe_size: Tuple[int, int],
+                               student_cfg: dict) -> None:
+        # The slots dict is not a submodule: frozen teachers stay out of
         # state_dict, parameters(), train() and DDP; EMA teachers enter
-        # the state dict through _save_to_state_dict only.
-        slots = {name: self._build_slot(name, cfg, scope)
+        # the state dict through _save_to_state_dict only; trainable
+        # slots are registered under trainable_slots.
+        slots = {name: self._build_slot(name, cfg, scope, student_cfg)
                  for name, cfg in slot_configs.items()}
         object.__setattr__(self, 'slots', slots)
+        self.trainable_slots = InitModuleDict({
+            name: slot.module for name, slot in slots.items()
+            if slot.trainable})
         self.distill_terms = self._build_terms(distill)
-        terms = list(self.distill_terms.values())
         self.student_recorder = ModelRecorder(
-            self.student, [t.student_spec for t in terms], 'student')
+            self.student, self._specs_read_from(STUDENT), 'student')
         for name, slot in self.slots.items():
-            specs = [t.teacher_spec for t in terms
-                     if name in t.teacher_choice.names]
-            if not specs:
+            specs = self._specs_read_from(name)
+            if not specs and not slot.trainable:
                 warnings.warn(f'Teacher {name!r} is read by no '
                               'distillation term, so it never runs; name '
                               'it in a term\'s teacher_model or remove it.')
-            slot.recorder = ModelRecorder(slot.module, specs,
-                                          f'teacher {name!r}'
-                                          if len(self.slots) > 1 else
-                                          'teacher')
+            slot.recorder = ModelRecorder(
+                slot.module, specs, f'{slot.role} {name!r}' if
+                slot.trainable or len(self.slots) > 1 else 'teacher')
         keys = sorted({s.inputs.key for s in self.slots.values()
                        if s.inputs.key})
         if keys:
@@ -204,10 +212,34 @@ class Distiller(BaseModel):
         self._iteration = self._step_iteration = 0
         self._probe_and_setup(probe_size)
 
-    def _build_slot(self, name: str, cfg: dict,
-                    scope: Optional[str]) -> ModelSlot:
+    def _specs_read_from(self, model: str) -> List[ReadSpec]:
+        """What the terms read from ``model`` (``'student'`` or a slot):
+        their student side where it is the term's student, their teacher
+        side where it is (one of) the term's teacher(s), and, for the
+        student, the outputs the auxiliary/augmented slots take in."""
+        specs = []
+        for term in self.distill_terms.values():
+            if term.student_model == model:
+                specs.append(term.student_spec)
+            if model in term.teacher_choice.names:
+                specs.append(term.teacher_spec)
+        if model == STUDENT:
+            specs += [ReadSpec(path) for slot in self.slots.values()
+                      if slot.trainable for path in getattr(
+                          slot.module, 'student_inputs', ())]
+        return specs
+
+    def _build_slot(self, name: str, cfg: dict, scope: Optional[str],
+                    student_cfg: dict) -> ModelSlot:
         where = self._where(name)
         role = cfg.get('role', 'frozen')
+        if role in TRAINABLE_ROLES:
+            slot = build_trainable_slot(name, cfg, self.student, student_cfg,
+                                        scope, where)
+            if role == 'peer':
+                slot.input_converter = TeacherInputConverter.between(
+                    self.data_preprocessor, slot.module.data_preprocessor)
+            return slot
         inputs = SlotInputs.parse(cfg.get('inputs'), where)
         autocast = parse_autocast(cfg.get('autocast', False), where)
         if role == 'ema':
@@ -228,22 +260,26 @@ class Distiller(BaseModel):
 
     def _build_terms(self, distill: Optional[Dict[str, dict]]
                      ) -> nn.ModuleDict:
-        if not isinstance(distill, dict) or not distill:
+        if distill is None and self._trainable_names():
+            distill = {}  # e.g. NetAug: the augmented slot's loss alone
+        if not isinstance(distill, dict) or not (
+                distill or self._trainable_names()):
             raise ValueError('distill must be a non-empty dict of named '
                              'terms, e.g. dict(fpn=dict(type='
                              '"FeatureImitation", student="neck", '
                              'teacher="neck")).')
-        student_modules = dict(self.student.named_modules())
-        slot_modules = {name: dict(slot.module.named_modules())
-                        for name, slot in self.slots.items()}
+        modules = {name: dict(self._model(name).named_modules())
+                   for name in self._model_names()}
         terms = nn.ModuleDict()
         for name, cfg in distill.items():
             if not name.isidentifier():
                 raise ValueError(f'Term name {name!r} must be a Python '
                                  'identifier (letters, digits, _).')
             cfg = dict(cfg)
-            choice = TeacherChoice.parse(cfg.pop('teacher_model', None),
-                                         list(self.slots), name)
+            student_model = self._parse_student_model(
+                cfg.pop('student_model', STUDENT), name)
+            choice = self._parse_teacher_model(
+                cfg.pop('teacher_model', None), student_model, name)
             try:
                 term = MODELS.build(dict(cfg, _scope_='mmkd'))
             except (TypeError, KeyError, ValueError) as err:
@@ -260,16 +296,89 @@ class Distiller(BaseModel):
                     f'{[n for _, ns in choice.stages for n in ns]}. Write '
                     'one term per teacher.')
             term.teacher_choice = choice
-            require_module(student_modules, term.student_spec.path,
-                           'student', name)
+            term.student_model = student_model
+            require_module(modules[student_model], term.student_spec.path,
+                           self._label(student_model), name)
             for slot in choice.names:
-                require_module(slot_modules[slot], term.teacher_spec.path,
+                require_module(modules[slot], term.teacher_spec.path,
                                'teacher' if len(self.slots) == 1 else
-                               f'teacher {slot!r}', name)
-            term.bind_models(self.student,
-                             [self.slots[n] for n in choice.names])
+                               self._label(slot), name)
+            term.bind_models(self._model(student_model),
+                             [self._slot(n) for n in choice.names])
             terms[name] = term
         return terms
+
+    # -- the models terms name ------------------------------------------------
+    def _model_names(self) -> List[str]:
+        return [STUDENT] + list(self.slots)
+
+    def _model(self, name: str) -> nn.Module:
+        return self.student if name == STUDENT else self.slots[name].module
+
+    def _slot(self, name: str) -> ModelSlot:
+        """The slot ``name``; the student as a slot of role 'student'
+        when a term reads it as its teacher (online and self
+        distillation)."""
+        if name != STUDENT:
+            return self.slots[name]
+        return ModelSlot(STUDENT, STUDENT, self.student,
+                         recorder=self.__dict__.get('student_recorder'))
+
+    def _recorder(self, name: str) -> ModelRecorder:
+        return self.student_recorder if name == STUDENT else \
+            self.slots[name].recorder
+
+    def _label(self, name: str) -> str:
+        """How messages name a model."""
+        return STUDENT if name == STUDENT else \
+            f'{self.slots[name].role} {name!r}'
+
+    def _trainable_names(self) -> List[str]:
+        return [n for n, s in self.slots.items() if s.trainable]
+
+    def _learns(self, name: str) -> bool:
+        """Whether the model ``name`` has gradients (then a term reading
+        it on its teacher side reads it detached)."""
+        return name == STUDENT or self.slots[name].trainable
+
+    def _parse_student_model(self, value: Any, term: str) -> str:
+        """A term's ``student_model``: ``'student'`` (default) or a
+        trainable slot."""
+        allowed = [STUDENT] + self._trainable_names()
+        if value not in allowed:
+            raise ValueError(
+                f'Term {term!r}: student_model must name a model that '
+                f'learns, one of {allowed}; got {value!r}.')
+        return value
+
+    def _parse_teacher_model(self, value: Any, student_model: str,
+                             term: str) -> TeacherChoice:
+        """A term's ``teacher_model`` (see :class:`TeacherChoice`); with
+        trainable slots the student may be named too. Without it, the one
+        model besides the term's student that is not an auxiliary or
+        augmented slot."""
+        known = list(self.slots) + (
+            [STUDENT] if self._trainable_names() else [])
+        if value is None:
+            others = [n for n in known if n != student_model and (
+                n == STUDENT or self.slots[n].role not in
+                ('auxiliary', 'augmented'))]
+            if len(others) > 1 or not others:
+                raise ValueError(
+                    f'Term {term!r}: the distiller has teachers '
+                    f'{others or known} for its student model '
+                    f'{student_model!r}; say which one the term reads with '
+                    'teacher_model="<name>" (or a tuple of names to '
+                    'average them).')
+            value = others[0]
+        choice = TeacherChoice.parse(value, known, term)
+        if student_model in choice.names:
+            raise ValueError(
+                f'Term {term!r}: {student_model!r} is both its student '
+                f'and its teacher; name another teacher_model (one of '
+                f'{[n for n in known if n != student_model]}).')
+        return choice
+
 
     @torch.no_grad()
     def _probe_and_setup(self, size: Tuple[int, int]) -> None:
@@ -287,13 +396,15 @@ class Distiller(BaseModel):
         finally:
             self.to(built_on)
         for slot in self.slots.values():
-            slot.recorder.stop_when_complete = True
+            slot.recorder.stop_when_complete = not slot.trainable
 
     def _probe_on(self, device: torch.device, size: Tuple[int, int]) -> None:
         inputs, samples = make_probe_batch(self.student, size, device=device)
         # the teachers run first in training; a student loss may edit the
         # ground truth in place (Fast R-CNN pops its proposals' boxes)
         teacher_samples = copy.deepcopy(samples)
+        slot_samples = {name: copy.deepcopy(samples)
+                        for name in self._trainable_names()}
         extra_inputs = self._probe_extra_inputs(inputs)
         self.student_recorder.active = True
         try:
@@ -309,8 +420,19 @@ class Distiller(BaseModel):
                 'probe_size.') from err
         finally:
             self.student_recorder.active = False
+        for name, samples_copy in slot_samples.items():
+            slot = self.slots[name]
+            try:
+                with probing(slot.module):
+                    self._trainable_slot_loss(slot, inputs, samples_copy, 0)
+            except Exception as err:
+                raise RuntimeError(
+                    f'The {slot} ({type(slot.module).__name__}) failed to '
+                    f'compute its losses on the build-time probe batch of '
+                    f'size {size}: {err}. Set the distiller\'s probe_size to '
+                    'an input size every model accepts.') from err
         for slot in self.slots.values():
-            if not slot.recorder.specs:
+            if not slot.recorder.specs or slot.trainable:
                 continue
             try:
                 self._run_slot(slot, inputs, teacher_samples, extra_inputs)
@@ -327,6 +449,9 @@ class Distiller(BaseModel):
         for name, term in self.distill_terms.items():
             self._set_up_term(name, term, samples, device)
         self._give_inputs(None)
+        self._clear_records()
+
+    def _clear_records(self) -> None:
         self.student_recorder.clear()
         for slot in self.slots.values():
             slot.recorder.clear()
@@ -351,13 +476,13 @@ class Distiller(BaseModel):
     def _set_up_term(self, name: str, term: DistillTerm,
                      samples: Sequence[BaseDataElement],
                      device: torch.device) -> None:
-        student = term.parse_record(self.student_recorder.get(
+        student = term.parse_record(self._recorder(term.student_model).get(
             term.student_spec, name), 'student')
-        parsed = {slot: term.parse_record(self.slots[slot].recorder.get(
-            term.teacher_spec, name), 'teacher')
+        parsed = {slot: term.parse_record(self._teacher_record(
+            slot, term.teacher_spec, name), 'teacher')
             for slot in term.teacher_choice.names}
         first, *others = term.teacher_choice.names
-        term.setup(student, parsed[first], self.student)
+        term.setup(student, parsed[first], self._model(term.student_model))
         for other in others:
             term.check_teacher_agreement(student, parsed[first],
                                          parsed[other], other)
@@ -438,6 +563,8 @@ class Distiller(BaseModel):
         """Move/cast the teachers with the distiller (``.to``, ``.cuda``)."""
         super()._apply(fn, *args, **kwargs)
         for slot in self.slots.values():
+            if slot.trainable:  # a submodule: moved above
+                continue
             slot.module._apply(fn, *args, **kwargs)
             if slot.input_converter is not None:
                 slot.input_converter._apply(fn, *args, **kwargs)
@@ -454,8 +581,11 @@ class Distiller(BaseModel):
         memo[id(self.slots)] = self.slots
         memo[id(self.student_recorder)] = self.student_recorder
         for slot in self.slots.values():
-            for shared in (slot, slot.module, slot.recorder,
-                           slot.input_converter):
+            # a trainable slot's module is a submodule: the copy has its
+            # own (EMA hooks average it); its records go to the shared
+            # recorder, as the copied student's do
+            for shared in (slot, slot.recorder, slot.input_converter) + (
+                    () if slot.trainable else (slot.module, )):
                 memo[id(shared)] = shared
         copied = type(self).__new__(type(self))
         memo[id(self)] = copied
@@ -466,8 +596,16 @@ class Distiller(BaseModel):
     def train(self, mode: bool = True) -> 'Distiller':
         super().train(mode)
         for slot in self.slots.values():
-            slot.module.eval()
+            if not slot.trainable:
+                slot.module.eval()
         return self
+
+    def init_weights(self) -> None:
+        """MMEngine's initialisation of the student and the trainable
+        slots (their ``init_cfg``), then the peers' checkpoints."""
+        super().init_weights()
+        for slot in self.slots.values():
+            load_peer_checkpoint(slot)
 
     def _ema_slots(self) -> List[ModelSlot]:
         return [s for s in self.slots.values() if s.role == 'ema']
@@ -555,12 +693,46 @@ class Distiller(BaseModel):
                      data_samples: Sequence[BaseDataElement],
                      extra_inputs: Optional[Dict[str, list]] = None,
                      names: Optional[Sequence[str]] = None) -> None:
-        """Clear every teacher's records and run the ``names`` teachers
-        (default: every teacher some term reads) on this batch."""
+        """Clear every teacher's records and run the ``names`` frozen and
+        EMA teachers (default: every one some term reads) on this batch;
+        trainable slots run in :meth:`loss`, after the student."""
         for name, slot in self.slots.items():
             slot.recorder.clear()
-            if slot.recorder.specs and (names is None or name in names):
+            if slot.recorder.specs and not slot.trainable and (
+                    names is None or name in names):
                 self._run_slot(slot, inputs, data_samples, extra_inputs)
+
+    def _trainable_slot_loss(self, slot: ModelSlot, inputs: torch.Tensor,
+                             data_samples: List[BaseDataElement],
+                             iteration: int) -> Dict[str, torch.Tensor]:
+        """A trainable slot's own losses, recording what terms read from
+        it: a peer's task loss on the student's batch (normalised as the
+        peer's preprocessor would), an auxiliary/augmented module's
+        :meth:`~mmkd.slots.TrainableSlotModule.slot_loss`."""
+        slot.recorder.clear()
+        slot.recorder.active = True
+        try:
+            if slot.role == 'peer':
+                if slot.input_converter is not None:
+                    inputs = slot.input_converter(inputs)
+                losses = slot.module.loss(inputs, data_samples)
+            else:
+                paths = getattr(slot.module, 'student_inputs', ())
+                losses = slot.module.slot_loss(SlotStep(
+                    inputs, data_samples, iteration,
+                    {path: self.student_recorder.get(ReadSpec(path),
+                                                     slot.name)
+                     for path in paths}))
+        finally:
+            slot.recorder.active = False
+        return slot_losses(slot.name, losses)
+
+    def _teacher_record(self, name: str, spec: ReadSpec, term: str) -> Any:
+        """What a term reads from model ``name`` on its teacher side:
+        detached when that model learns (never a gradient into the model
+        that plays teacher)."""
+        record = self._recorder(name).get(spec, term)
+        return detach_record(record) if self._learns(name) else record
 
     @torch.no_grad()
     def _update_ema_teachers(self, iteration: int) -> None:
@@ -642,21 +814,26 @@ class Distiller(BaseModel):
         self._update_ema_teachers(iteration)
         self.student_recorder.clear()
         self.run_teachers(inputs, data_samples, extra_inputs, active)
+        # the student's loss may edit the ground truth in place
+        slot_samples = {name: copy_samples(data_samples)
+                        for name in self._trainable_names()}
         self.student_recorder.active = True
         try:
             losses = self.student.loss(inputs, data_samples)
         finally:
             self.student_recorder.active = False
+        for name, samples in slot_samples.items():
+            losses.update(self._trainable_slot_loss(
+                self.slots[name], inputs, samples, iteration))
         self._give_inputs(inputs)
         for name, term in self.distill_terms.items():
-            records = [self.slots[n].recorder.get(term.teacher_spec, name)
+            records = [self._teacher_record(n, term.teacher_spec, name)
                        for n in reads[name]]
             losses[f'loss_distill_{name}'] = term(
-                self.student_recorder.get(term.student_spec, name),
+                self._recorder(term.student_model).get(term.student_spec,
+                                                       name),
                 records[0] if len(records) == 1 else
                 TeacherEnsemble(records), data_samples, iteration)
-        self.student_recorder.clear()
-        for slot in self.slots.values():
-            slot.recorder.clear()
+        self._clear_records()
         self._iteration += 1
         return losses

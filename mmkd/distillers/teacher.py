@@ -11,7 +11,8 @@ from mmengine.config import Config, ConfigDict
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import DefaultScope
 
-from ..slots import ROLES, SlotInputs, parse_autocast, slot_autocast
+from ..slots import (ROLES, TRAINABLE_ROLES, SlotInputs, parse_autocast,
+                     slot_autocast)
 from ..utils import is_url, load_teacher_weights, nearest_names
 
 
@@ -124,8 +125,9 @@ def check_teacher_reference(teacher: dict, where: str = 'teacher') -> None:
 
     Args:
         teacher: ``dict(config=..., checkpoint=...[, strip_prefix=...,
-            autocast=..., inputs=...])``, or ``dict(role='ema'[,
-            decay=..., autocast=..., inputs=...])``.
+            autocast=..., inputs=...])``, ``dict(role='ema'[,
+            decay=..., autocast=..., inputs=...])``, or a trainable slot
+            (:func:`~mmkd.distillers.trainable.check_trainable_reference`).
         where: how the config names it (``'teacher'``,
             ``'teachers.r101'``), for the messages.
 
@@ -141,6 +143,10 @@ def check_teacher_reference(teacher: dict, where: str = 'teacher') -> None:
     if role not in ROLES:
         raise ValueError(f'{where}.role must be one of {ROLES}; got '
                          f'{role!r}.')
+    if role in TRAINABLE_ROLES:
+        from .trainable import check_trainable_reference
+        check_trainable_reference(teacher, where)
+        return
     parse_autocast(teacher.get('autocast', False), where)
     SlotInputs.parse(teacher.get('inputs'), where)
     if role == 'ema':

@@ -42,6 +42,9 @@ class DistillTerm(nn.Module):
     ``teacher_model=`` (a name, a tuple of names averaged, or a schedule;
     see :class:`~mmkd.slots.TeacherChoice`): the distiller takes that key
     and sets :attr:`teacher_choice`; a term needs none with one teacher.
+    With trainable slots (peers, auxiliary heads), ``student_model=``
+    names the model on the student side (default ``'student'``) and
+    ``teacher_model='student'`` reads the student, detached.
 
     Attributes:
         enabled: ``False`` switches the term off the same way (its loss is
@@ -58,6 +61,9 @@ class DistillTerm(nn.Module):
     #: whether the term can read the average of several teachers
     #: (``teacher_model=('a', 'b')``); see :meth:`combine_teachers`
     teacher_ensembles = True
+    #: the model on the term's student side: ``'student'`` or a trainable
+    #: slot (set by the distiller from the term's ``student_model``)
+    student_model = 'student'
 
     def __init__(self,
                  student: Union[str, dict],
