@@ -250,7 +250,7 @@ class Distiller(BaseModel):
                              settings=settings)
         else:
             module = build_frozen_teacher(cfg['config'], cfg.get(
-                'checkpoint'), scope, cfg.get('strip_prefix'))
+                'checkpoint'), scope, cfg.get('strip_prefix'), where=where)
             slot = ModelSlot(name, role, module, inputs, autocast,
                              checkpoint=cfg.get('checkpoint'))
         if not inputs.key:  # None when both normalise images alike

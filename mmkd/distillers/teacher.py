@@ -184,7 +184,8 @@ teacher_autocast = slot_autocast
 def build_frozen_teacher(config: Union[str, dict, Config],
                          checkpoint: Optional[str],
                          fallback_scope: Optional[str],
-                         strip_prefix: Optional[str] = None) -> nn.Module:
+                         strip_prefix: Optional[str] = None,
+                         where: str = 'teacher') -> nn.Module:
     """Build the teacher, load its weights strictly and freeze it.
 
     The checkpoint is checked before the (possibly large) model is built,
@@ -195,12 +196,16 @@ def build_frozen_teacher(config: Union[str, dict, Config],
         ValueError: no checkpoint was given (a random teacher teaches
             nothing), or a URL that is not http(s).
         FileNotFoundError: the checkpoint or config file does not exist.
+        ConnectionError: a checkpoint URL could not be downloaded; the
+            message names ``where`` (how the config names the slot), the
+            URL and the cache path, and says how to go on offline.
         RuntimeError: the checkpoint does not fit the config.
     """
     check_checkpoint_reference(checkpoint)
     model_cfg, scope = resolve_model_config(config, fallback_scope)
     teacher = build_model_in_scope(model_cfg, scope)
-    load_teacher_weights(teacher, checkpoint, strip_prefix=strip_prefix)
+    load_teacher_weights(teacher, checkpoint, strip_prefix=strip_prefix,
+                         owner=where)
     teacher.eval()
     teacher.requires_grad_(False)
     return teacher

@@ -111,7 +111,8 @@ def load_peer_checkpoint(slot: ModelSlot) -> None:
         return
     from ..utils.checkpoint import load_teacher_weights
     load_teacher_weights(slot.module, slot.checkpoint,
-                         strip_prefix=slot.settings.get('strip_prefix'))
+                         strip_prefix=slot.settings.get('strip_prefix'),
+                         owner=f'teachers.{slot.name}')
 
 
 def detach_record(value: Any) -> Any:

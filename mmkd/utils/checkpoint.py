@@ -10,7 +10,10 @@ exactly the types MMEngine writes.
 import os.path as osp
 import pickle
 import re
+import socket
+import urllib.error
 from collections import OrderedDict
+from urllib.parse import urlparse
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -93,26 +96,56 @@ def is_url(path: str) -> bool:
     return re.match(r'^https?://', path) is not None
 
 
+def hub_cache_path(url: str) -> str:
+    """Where ``torch.hub.load_state_dict_from_url`` keeps ``url``'s file
+    (``<torch hub dir>/checkpoints/<file name>``)."""
+    return osp.join(torch.hub.get_dir(), 'checkpoints',
+                    osp.basename(urlparse(url).path))
+
+
+def download_error(url: str, owner: str, err: BaseException) -> str:
+    """The message for a checkpoint URL that could not be downloaded: who
+    needs it, the URL, the cache path looked in, and how to go on
+    offline."""
+    cache = hub_cache_path(url)
+    return (
+        f'Could not download the {owner} checkpoint {url}: '
+        f'{type(err).__name__}: {err}. It was not in the cache either: '
+        f'{cache}. On a machine without internet, download the file '
+        f'elsewhere (e.g. `wget {url}`) and copy it to {cache}, or set '
+        f'{owner}.checkpoint to a local file.')
+
+
 def load_state_dict_file(path: str,
-                         map_location: str = 'cpu') -> Dict[str, object]:
+                         map_location: str = 'cpu',
+                         owner: str = 'teacher') -> Dict[str, object]:
     """Load a checkpoint file or URL with ``weights_only=True``.
 
     Args:
         path: local file path or ``http(s)://`` URL (downloaded once into
             the torch hub cache).
         map_location: passed to :func:`torch.load`.
+        owner: how the config names the model that needs the checkpoint
+            (``'teacher'``, ``'teachers.r101'``), for the messages.
 
     Returns:
         The unpickled checkpoint (usually a dict with ``state_dict``).
 
     Raises:
         FileNotFoundError: the local file does not exist.
+        ConnectionError: the URL could not be downloaded (no network, an
+            HTTP error) and is not in the torch hub cache; the message
+            names ``owner``, the URL and the cache path.
         RuntimeError: the file is not a checkpoint PyTorch can read safely.
     """
     allow_mmengine_checkpoint_types()
     if is_url(path):
-        return torch.hub.load_state_dict_from_url(
-            path, map_location=map_location, weights_only=True)
+        try:
+            return torch.hub.load_state_dict_from_url(
+                path, map_location=map_location, weights_only=True)
+        except (urllib.error.URLError, socket.timeout,
+                ConnectionError) as err:
+            raise ConnectionError(download_error(path, owner, err)) from err
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'Checkpoint file not found: {path!r}. Give an existing local '
@@ -151,7 +184,8 @@ def _preview(keys: List[str], limit: int = 10) -> str:
 
 def load_teacher_weights(model: nn.Module,
                          checkpoint: str,
-                         strip_prefix: Optional[str] = None) -> None:
+                         strip_prefix: Optional[str] = None,
+                         owner: str = 'teacher') -> None:
     """Load ``checkpoint`` into ``model`` strictly, with a readable error.
 
     Args:
@@ -159,6 +193,8 @@ def load_teacher_weights(model: nn.Module,
         checkpoint: local path or URL.
         strip_prefix: optional key prefix to remove first (e.g.
             ``'student.'`` to use an mmkd checkpoint as a teacher).
+        owner: how the config names the model (``'teacher'``,
+            ``'teachers.r101'``), for the messages.
 
     Raises:
         FileNotFoundError: the checkpoint does not exist.
@@ -166,7 +202,7 @@ def load_teacher_weights(model: nn.Module,
             lists the missing and unexpected keys.
     """
     state_dict = _extract_state_dict(
-        load_state_dict_file(checkpoint), checkpoint)
+        load_state_dict_file(checkpoint, owner=owner), checkpoint)
     if strip_prefix:
         state_dict = OrderedDict(
             (k[len(strip_prefix):], v) for k, v in state_dict.items()

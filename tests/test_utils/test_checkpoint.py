@@ -1,4 +1,5 @@
 import pickle
+import urllib.error
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ from mmengine.logging import HistoryBuffer, MessageHub
 
 from mmkd.utils import (is_url, load_state_dict_file, load_teacher_weights,
                         nearest_names)
-from mmkd.utils.checkpoint import history_buffer_statistic
+from mmkd.utils.checkpoint import history_buffer_statistic, hub_cache_path
 
 
 def test_mmengine_resume_state_loads_with_weights_only(tmp_path):
@@ -119,3 +120,52 @@ def test_nearest_names():
              'backbone.layer1']
     assert nearest_names('neck.fpn_conv.0', names)[0] == 'neck.fpn_convs.0'
     assert 'neck.fpn_convs.0' in nearest_names('neck.fpn_convs.9', names)
+
+
+URL = 'https://download.openmmlab.com/mmdetection/v2.0/x/r101_20200130.pth'
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """torch.hub cannot reach the network: what a DNS failure raises."""
+    calls = []
+
+    def no_network(url, **kwargs):
+        calls.append(url)
+        raise urllib.error.URLError('[Errno -2] Name or service not known')
+
+    monkeypatch.setattr(torch.hub, 'load_state_dict_from_url', no_network)
+    return calls
+
+
+def test_hub_cache_path_is_where_torch_hub_looks():
+    assert hub_cache_path(URL + '?x=1') == (
+        f'{torch.hub.get_dir()}/checkpoints/r101_20200130.pth')
+
+
+def test_an_offline_download_names_the_owner_url_and_cache(offline):
+    with pytest.raises(ConnectionError) as info:
+        load_state_dict_file(URL, owner='teachers.r101')
+    message = str(info.value)
+    assert offline == [URL]
+    for part in ('teachers.r101 checkpoint', URL, hub_cache_path(URL),
+                 'Name or service not known', 'set teachers.r101.checkpoint'):
+        assert part in message, part
+    assert isinstance(info.value.__cause__, urllib.error.URLError)
+
+
+def test_a_distiller_with_an_unreachable_teacher_url_says_which(
+        offline, tmp_path, det_scope):
+    from conftest import tiny_retinanet
+
+    from mmkd import Distiller
+    teacher = dict(config=dict(default_scope='mmdet',
+                               model=tiny_retinanet(16, 32)),
+                   checkpoint=URL)
+    with pytest.raises(ConnectionError,
+                       match=r'the teachers\.r101 checkpoint https://'):
+        Distiller(student=tiny_retinanet(8, 16), teachers=dict(r101=teacher),
+                  distill=dict(fpn=dict(type='FeatureImitation',
+                                        student='neck', teacher='neck')),
+                  probe_size=(64, 64))
+    assert offline == [URL]
