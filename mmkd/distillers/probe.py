@@ -20,6 +20,45 @@ def is_batch_norm(module: nn.Module) -> bool:
         'BatchNorm' in type(module).__name__
 
 
+#: a parameter holding a value beyond this (or NaN/inf) before
+#: ``init_weights`` holds uninitialised memory: no constructor draws one
+UNINITIALISED_MAGNITUDE = 1e3
+
+
+@contextmanager
+def uninitialised_parameters_zeroed(module: nn.Module) -> Iterator[None]:
+    """Zero, for the duration, the parameters that hold uninitialised
+    memory; restore them exactly afterwards.
+
+    The probe runs at build time, before the Runner's ``init_weights``.
+    Some modules leave a parameter to ``init_weights`` and allocate it
+    with ``torch.Tensor(*shape)`` (mmdet's Deformable DETR and DINO
+    ``level_embed``): until then it holds whatever the memory held, now
+    and then values near 1e33 or NaN, which overflow the encoder and make
+    the Hungarian matcher fail on a NaN cost. A parameter with a NaN, an
+    inf or a value beyond :data:`UNINITIALISED_MAGNITUDE` is such memory;
+    the probe's results (the calls recorded, the shapes) do not depend on
+    it being zero.
+    """
+    saved = []
+    with torch.no_grad():
+        for param in module.parameters():
+            if not param.is_floating_point() or param.numel() == 0:
+                continue
+            finite = torch.isfinite(param)
+            if finite.all() and \
+                    param.abs().max() <= UNINITIALISED_MAGNITUDE:
+                continue
+            saved.append((param, param.detach().clone()))
+            param.zero_()
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for param, value in saved:
+                param.copy_(value)
+
+
 @contextmanager
 def probing(module: nn.Module) -> Iterator[None]:
     """Run ``module`` in train mode, leaving no trace of the probe.
@@ -27,8 +66,10 @@ def probing(module: nn.Module) -> Iterator[None]:
     Train mode, because some heads compute their losses only in training
     (e.g. DINO's denoising queries). Batch norms run in eval mode: they
     neither update their statistics nor synchronise (``SyncBN`` on CPU
-    under an initialised process group would fail). The training flag and
-    every buffer are restored afterwards.
+    under an initialised process group would fail). Parameters that hold
+    uninitialised memory are zero meanwhile
+    (:func:`uninitialised_parameters_zeroed`). The training flag, every
+    buffer and every parameter are restored afterwards.
     """
     buffers = [(b, b.clone()) for b in module.buffers()]
     was_training = module.training
@@ -37,7 +78,8 @@ def probing(module: nn.Module) -> Iterator[None]:
         if is_batch_norm(child):
             child.eval()
     try:
-        yield
+        with uninitialised_parameters_zeroed(module):
+            yield
     finally:
         module.train(was_training)
         with torch.no_grad():
