@@ -100,6 +100,20 @@ def seg_teacher_ckpt(tmp_path, seg_scope):
 
 
 @pytest.fixture
+def no_leftover_scope():
+    """Drop the default scopes and message hubs a test creates (building
+    a config's model sets its default scope; a distiller reads the current
+    message hub), so that none outlives the test."""
+    from mmengine.logging import MessageHub
+    before = {cls: set(cls._instance_dict)
+              for cls in (DefaultScope, MessageHub)}
+    yield
+    for cls, names in before.items():
+        for name in set(cls._instance_dict) - names:
+            del cls._instance_dict[name]
+
+
+@pytest.fixture
 def runner_state_restored():
     """Drop the loggers, message hubs, default scopes and visualizers an
     MMEngine Runner registers globally (closing the log files it opened)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import REPO, save_teacher
 from mmengine.config import Config
-from mmengine.registry import MODELS, DefaultScope, init_default_scope
+from mmengine.registry import MODELS, init_default_scope
 from test_configs import _build
 
 from mmkd.distillers.probe import make_probe_batch
@@ -39,13 +39,7 @@ BENCH = {
 }
 
 
-@pytest.fixture(autouse=True)
-def no_leftover_scope():
-    """``_build`` sets the configs' default scope: drop it afterwards."""
-    before = set(DefaultScope._instance_dict)
-    yield
-    for name in set(DefaultScope._instance_dict) - before:
-        del DefaultScope._instance_dict[name]
+pytestmark = pytest.mark.usefixtures('no_leftover_scope')
 
 
 def _train_two_iterations(model, size):

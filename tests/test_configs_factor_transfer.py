@@ -19,12 +19,7 @@ BENCH = osp.join(REPO, 'configs/bench/det/'
                  'ft_neck_digits_gfl_r18w32_r18w16.py')
 
 
-@pytest.fixture(autouse=True)
-def no_leftover_scope():
-    before = set(DefaultScope._instance_dict)
-    yield
-    for name in set(DefaultScope._instance_dict) - before:
-        del DefaultScope._instance_dict[name]
+pytestmark = pytest.mark.usefixtures('no_leftover_scope')
 
 
 def _two_iterations(model, size):

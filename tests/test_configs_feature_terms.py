@@ -21,14 +21,7 @@ CONFIGS = sorted(p for folder in FOLDERS for p in glob.glob(
     osp.join(REPO, 'configs', 'det', folder, '*.py')))
 
 
-@pytest.fixture(autouse=True)
-def no_leftover_scope():
-    """``_build`` sets the configs' default scope: drop it afterwards."""
-    from mmengine.registry import DefaultScope
-    before = set(DefaultScope._instance_dict)
-    yield
-    for name in set(DefaultScope._instance_dict) - before:
-        del DefaultScope._instance_dict[name]
+pytestmark = pytest.mark.usefixtures('no_leftover_scope')
 
 
 def test_every_folder_ships_a_config():

@@ -24,14 +24,7 @@ BENCH = sorted(
     for p in glob.glob(osp.join(REPO, 'configs', 'bench', pattern + '.py')))
 
 
-@pytest.fixture(autouse=True)
-def no_leftover_scope():
-    """``_build`` sets the configs' default scope: drop it afterwards."""
-    from mmengine.registry import DefaultScope
-    before = set(DefaultScope._instance_dict)
-    yield
-    for name in set(DefaultScope._instance_dict) - before:
-        del DefaultScope._instance_dict[name]
+pytestmark = pytest.mark.usefixtures('no_leftover_scope')
 
 
 def test_every_config_is_found():

@@ -27,14 +27,7 @@ def _config_id(path: str) -> str:
     return '/'.join(path.split(osp.sep)[-2:])
 
 
-@pytest.fixture(autouse=True)
-def no_leftover_scope():
-    """``_build`` sets the configs' default scope: drop it afterwards."""
-    from mmengine.registry import DefaultScope
-    before = set(DefaultScope._instance_dict)
-    yield
-    for name in set(DefaultScope._instance_dict) - before:
-        del DefaultScope._instance_dict[name]
+pytestmark = pytest.mark.usefixtures('no_leftover_scope')
 
 
 def _config(folder: str, prefix: str = '') -> Config:

@@ -372,7 +372,11 @@ class Distiller(BaseModel):
                     'average them).')
             value = others[0]
         choice = TeacherChoice.parse(value, known, term)
-        if student_model in choice.names:
+        # an auxiliary slot may teach itself: ONE's ensemble (one module
+        # path of the slot) teaches its branches (others)
+        own_heads = student_model != STUDENT and \
+            self.slots[student_model].role == 'auxiliary'
+        if student_model in choice.names and not own_heads:
             raise ValueError(
                 f'Term {term!r}: {student_model!r} is both its student '
                 f'and its teacher; name another teacher_model (one of '

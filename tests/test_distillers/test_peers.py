@@ -243,3 +243,103 @@ def test_any_peer_exports_as_a_plain_model(det_scope, tmp_path):
         student['state_dict'], strict=True)
     with pytest.raises(ValueError, match=r"besides the student: \['peer'\]"):
         tool.extract_student(checkpoint, tool.model_prefix('peeer'))
+
+
+def _dml_seg_runner(work_dir, max_iters, **kwargs):
+    """A Runner training a tiny PSPNet with a peer of another width (pixel
+    KD both ways), checkpoints every 2 iterations."""
+    from mmengine.runner import Runner
+    from test_adversarial_training import SIZE as SEG_SIZE
+    from test_adversarial_training import _loader
+    student, peer = tiny_pspnet(8, 16), tiny_pspnet(16, 32)
+    # no dropout: MMEngine does not restore the RNG state on resume
+    for model in (student, peer):
+        model['decode_head']['dropout_ratio'] = 0.0
+    pixel = dict(type='PixelwiseKD', student='decode_head.conv_seg',
+                 teacher='decode_head.conv_seg')
+    torch.manual_seed(0)  # the same initial weights in every run
+    model = Distiller(
+        student=student,
+        teachers=dict(peer=dict(role='peer', config=dict(
+            default_scope='mmseg', model=peer))),
+        distill=dict(to_student=dict(pixel, teacher_model='peer'),
+                     to_peer=dict(pixel, student_model='peer',
+                                  teacher_model='student')),
+        probe_size=(SEG_SIZE, SEG_SIZE))
+    return Runner(
+        model=model, work_dir=str(work_dir),
+        experiment_name=f'dml-{osp.basename(str(work_dir))}-{max_iters}',
+        train_dataloader=_loader(),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                           interval=2, by_epoch=False)),
+        log_processor=dict(by_epoch=False), randomness=dict(seed=0),
+        default_scope='mmseg', **kwargs)
+
+
+SGD = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9))
+
+
+def test_dml_resume_through_the_runner_is_bit_exact(tmp_path, seg_scope,
+                                                    runner_state_restored):
+    straight = _dml_seg_runner(tmp_path / 'straight', 4, optim_wrapper=SGD)
+    straight.train()
+    first = _dml_seg_runner(tmp_path / 'split', 2, optim_wrapper=SGD)
+    first.train()
+    saved = torch.load(tmp_path / 'split' / 'iter_2.pth', weights_only=True)
+    # the peer's weights and its momentum buffers are in the checkpoint
+    assert any(k.startswith('trainable_slots.peer.decode_head')
+               for k in saved['state_dict'])
+    params = dict(first.model.named_parameters())
+    assert len(saved['optimizer']['state']) == len(params)
+    second = _dml_seg_runner(
+        tmp_path / 'split', 4, optim_wrapper=SGD, resume=True,
+        load_from=str(tmp_path / 'split' / 'iter_2.pth'))
+    second.train()
+    assert second.iter == 4
+    a, b = straight.model.state_dict(), second.model.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    # both models moved
+    assert not torch.equal(
+        a['trainable_slots.peer.decode_head.conv_seg.weight'],
+        saved['state_dict']['trainable_slots.peer.decode_head.conv_seg.'
+                            'weight'])
+
+
+def test_dml_trains_under_amp_through_the_runner(tmp_path, seg_scope,
+                                                  monkeypatch,
+                                                  runner_state_restored):
+    """``--amp``'s wrapper (its CUDA check bypassed, as in test_amp.py):
+    both peers run their forward in bfloat16, keep float32 weights, and
+    both move."""
+    from mmengine.optim.optimizer import amp_optimizer_wrapper
+    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available',
+                        lambda: True)
+    runner = _dml_seg_runner(tmp_path, 2, optim_wrapper=dict(
+        type='AmpOptimWrapper', dtype='bfloat16',
+        optimizer=dict(type='SGD', lr=0.01)))
+    model = runner.model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    dtypes = {'student': [], 'peer': []}
+    modules = dict(student=model.student.decode_head.conv_seg,
+                   peer=model.trainable_slots['peer'].decode_head.conv_seg)
+    handles = [module.register_forward_hook(
+        lambda m, args, out, name=name: dtypes[name].append(out.dtype))
+        for name, module in modules.items()]
+    try:
+        runner.train()
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert set(dtypes['student']) == {torch.bfloat16}
+    assert set(dtypes['peer']) == {torch.bfloat16}
+    for key in ('loss_distill_to_student', 'loss_distill_to_peer', 'loss'):
+        value = runner.message_hub.get_scalar(f'train/{key}').current()
+        assert value > 0 and torch.isfinite(torch.tensor(value)), key
+    after = model.state_dict()
+    for key in ('student.decode_head.conv_seg.weight',
+                'trainable_slots.peer.decode_head.conv_seg.weight'):
+        assert after[key].dtype == torch.float32
+        assert not torch.equal(before[key], after[key]), key
