@@ -553,3 +553,91 @@ def test_born_again_rows_chain_each_seed_through_its_generations(
     assert [r['method'] for r in rows] == ['born_again_gen1',
                                            'born_again_gen2']
     assert rows[1]['teacher'] is None and rows[1]['teachers'] == {}
+
+
+def test_paired_gain_is_the_mean_per_seed_difference_and_its_error():
+    row = dict(student=[0.20, 0.30, 0.25], distilled=[0.30, 0.32, 0.24])
+    mean, error, improved, count = accuracy.paired_gain(row)
+    # per-seed gains 0.10, 0.02, -0.01: mean 0.03667; deviations 0.06333,
+    # -0.01667, -0.04667 give a sample variance 0.0064667 / 2, so the
+    # standard deviation is 0.056862 and its error 0.056862 / sqrt(3)
+    assert mean == pytest.approx(0.036667, abs=1e-6)
+    assert error == pytest.approx(0.032829, abs=1e-6)
+    assert (improved, count) == (2, 3)
+    # one seed: no spread to estimate
+    assert accuracy.paired_gain(dict(student=[0.2], distilled=[0.1])) == \
+        pytest.approx((-0.1, 0.0, 0, 1))
+
+
+def _timed_row(suite, method, student_cpu, cpu, iters=600):
+    return dict(suite=suite, task='det', method=method, iters=iters,
+                student_cpu_seconds=student_cpu, cpu_seconds=cpu)
+
+
+def test_compute_matched_iterations_follow_the_costliest_row_of_the_suite():
+    rows = [_timed_row('det', 'a', 10.0, 25.0),  # 2.5x the student
+            _timed_row('det', 'b', 10.0, 13.0),
+            _timed_row('seg', 'c', 10.0, 90.0)]  # another suite
+    assert accuracy.matched_iterations(rows, 'det') == 1500
+    # timing noise rounds up to a quarter, so the schedule (and the cached
+    # run it names) stays put: 2.6x and 2.7x are both 2.75x
+    for cost in (26.0, 27.0):
+        rows[0]['cpu_seconds'] = cost
+        assert accuracy.matched_iterations(rows, 'det') == 1650
+    # a row cheaper than its student asks for no longer schedule
+    assert accuracy.matched_iterations(
+        [_timed_row('det', 'a', 10.0, 9.0)], 'det') == 600
+    # runs cached before CPU time was recorded: nothing to match
+    assert accuracy.matched_iterations(
+        [_timed_row('det', 'a', None, None)], 'det') is None
+    # the compute-matched row itself is no row to match
+    assert accuracy.matched_iterations(
+        [_timed_row('det', 'a', 10.0, 12.0),
+         _timed_row('det', accuracy.COMPUTE_MATCHED, 10.0, 30.0)],
+        'det') == 750
+
+
+def test_quick_run_ends_each_suite_with_the_compute_matched_student(
+        tmp_path, monkeypatch):
+    # the quick runs' CPU times are too short to rely on: ask for 3
+    # iterations where the students alone train 2
+    monkeypatch.setattr(accuracy, 'matched_iterations',
+                        lambda rows, suite: 3)
+    out, work = tmp_path / 'docs', tmp_path / 'work'
+    accuracy.main(['--quick', '--methods', 'det:fgfi', '--seeds', '0',
+                   '--out', str(out), '--work-dir', str(work),
+                   '--compute-matched'])
+    rows = json.loads((out / 'benchmarks.json').read_text())
+    assert [r['method'] for r in rows] == ['fgfi', accuracy.COMPUTE_MATCHED]
+    matched = rows[1]
+    assert matched['iters'] == 3 and matched['matched_to'] == 'fgfi'
+    assert matched['student'] == rows[0]['student']
+    assert matched['cpu_seconds'] > 0 and matched['student_cpu_seconds'] > 0
+    assert matched['config'] == osp.relpath(
+        accuracy.SUITES['det']['student'], REPO)
+    assert any(p.name.startswith('det_student_3it_seed0_')
+               for p in work.iterdir())
+    table = (out / 'benchmarks.md').read_text()
+    assert f'| det | {accuracy.COMPUTE_MATCHED} (3 it, = fgfi) |' in table
+    DefaultScope._instance_dict.clear()
+
+
+def test_render_only_rewrites_the_table_from_the_rows_and_keeps_the_command(
+        tmp_path):
+    rows = [dict(task='det', suite='det', method='fgfi', metric='AP',
+                 config='configs/bench/det/x.py', seeds=[0, 1, 2],
+                 student=[0.20, 0.30, 0.25], distilled=[0.30, 0.32, 0.24],
+                 teacher=0.6, s_per_iter=0.2, student_s_per_iter=0.1,
+                 cpu_seconds=30.0, student_cpu_seconds=20.0)]
+    (tmp_path / 'b.json').write_text(json.dumps(rows))
+    (tmp_path / 'b.md').write_text(
+        '# old\n\n- command: `python tools/benchmark/accuracy.py --seeds '
+        '0,1,2 --name b`\n')
+    accuracy.main(['--render-only', '--out', str(tmp_path), '--name', 'b'])
+    table = (tmp_path / 'b.md').read_text()
+    assert '- command: `python tools/benchmark/accuracy.py --seeds 0,1,2 ' \
+        '--name b`' in table
+    assert '| det | fgfi | AP | 0.600 |' in table
+    assert '+0.037 ± 0.033 (2/3)' in table
+    assert '20 → 30 (×1.50)' in table
+    assert json.loads((tmp_path / 'b.json').read_text()) == rows

@@ -66,6 +66,7 @@ from digits_seg import PALETTE  # noqa: E402
 from digits_seg import generate as generate_seg  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmkd.optim import uses_adversarial_constructor  # noqa: E402
+from mmkd.slots import TRAINABLE_ROLES  # noqa: E402
 from progress import ProgressHook  # noqa: E402
 
 BENCH = osp.join(REPO, 'configs', 'bench')
@@ -109,6 +110,10 @@ SUITES = {
                 teacher=osp.join(BENCH, '_base_',
                                  'digits_fcn_r18w32-d8.py')),
 }
+
+# the row of a suite's student alone given the CPU time of its costliest
+# distilled row (``--compute-matched``)
+COMPUTE_MATCHED = 'student_compute_matched'
 
 # The manifest: (suite, method) -> distill config, or, for a config with
 # named teachers (``model.teachers``), ``dict(config=..., teachers={slot:
@@ -222,6 +227,30 @@ METHODS = {
     ('det', 'born_again_gen2'): dict(
         config='det/ld-born-again_head_digits_gfl_r18w16_r18w16.py',
         generation=2),
+    # recipes: the strongest single terms combined, each with its own
+    # single-method weight (searched on seeds 0-2, reported on 3-4)
+    ('det', 'feature_imitation+ld'):
+    'det/feature-imitation-ld_neck-head_digits_gfl_r18w32_r18w16.py',
+    ('det', 'cwd+ld'):
+    'det/cwd-ld_neck-head_digits_gfl_r18w32_r18w16.py',
+    ('seg', 'cwd+dist'):
+    'seg/cwd-dist_logits_digits_fcn_r18w32_r18w16-d8.py',
+    # students that learn together or from themselves (issue 18): no
+    # external teacher; the trainable slots (a DML peer, BYOT's auxiliary
+    # heads, ONE's branches, NetAug's wide model) train from scratch with
+    # the student and the row is the student's metric
+    ('det', 'dml_peer_student_arch'):
+    'det/dml_head_digits_gfl_r18w16_r18w16.py',
+    ('det', 'dml_peer_teacher_arch'):
+    'det/dml_head_digits_gfl_r18w16_r18w32.py',
+    ('seg', 'dml_peer_student_arch'):
+    'seg/dml_logits_digits_fcn_r18w16_r18w16-d8.py',
+    ('det', 'byot'): 'det/byot_head_digits_gfl_r18w16.py',
+    ('seg', 'byot'): 'seg/byot_logits_digits_fcn_r18w16-d8.py',
+    ('det', 'one'): 'det/one_head_digits_gfl_r18w16.py',
+    ('seg', 'one'): 'seg/one_logits_digits_fcn_r18w16-d8.py',
+    ('det', 'netaug'): 'det/netaug_digits_gfl_r18w16.py',
+    ('seg', 'netaug'): 'seg/netaug_digits_fcn_r18w16-d8.py',
 }
 
 
@@ -282,15 +311,20 @@ def select_methods(spec: Optional[str]) -> List[Tuple[str, str]]:
     return chosen
 
 
-def ensure_data(task: str, root: str, num_train: int, num_val: int) -> str:
-    """Generate the task's data set once under ``root``."""
+def ensure_data(task: str, root: str, num_train: int, num_val: int,
+                glyphs: str = 'digits') -> str:
+    """Generate the task's data set once under ``root``: the scenes drawn
+    with the ``glyphs`` (``'digits'``, or ``'shapes'``: the second set,
+    never tuned on)."""
     version = '' if task == 'det' else f'{SEG_LABEL_VERSION}_'
+    if glyphs != 'digits':
+        version += f'{glyphs}_'
     data_root = osp.join(root, f'data_{task}_{version}{num_train}_{num_val}')
     done = osp.join(data_root, 'DONE')
     if not osp.isfile(done):
         start = time.time()
         (generate_det if task == 'det' else generate_seg)(
-            data_root, num_train, num_val, seed=0)
+            data_root, num_train, num_val, seed=0, glyph_set=glyphs)
         open(done, 'w').close()
         print(f'{task} data: {num_train} train / {num_val} val images in '
               f'{time.time() - start:.0f} s ({data_root})', flush=True)
@@ -365,9 +399,12 @@ def run_cached(task: str, name: str, cfg: Config, cache: str,
     runner = Runner.from_cfg(cfg)
     progress = ProgressHook(f'[{task}] {name}', progress_interval)
     runner.register_hook(progress)
+    cpu_start = time.process_time()
     runner.train()
+    cpu_seconds = time.process_time() - cpu_start
     metrics = read_metrics(task, runner.val())
     result = dict(metrics, s_per_iter=progress.seconds / iters,
+                  cpu_seconds=cpu_seconds, iters=iters,
                   losses=progress.losses,
                   checkpoint=osp.join(cfg.work_dir, f'iter_{iters}.pth'))
     with open(result_file, 'w') as f:
@@ -382,13 +419,15 @@ def external_teachers(method_config: str) -> Optional[List[str]]:
     """The named teachers a distill config loads from a checkpoint (the
     slots of ``model.teachers`` with a ``config``), or ``None`` for a config
     with one teacher (``model.teacher``, or a peer model's
-    ``teacher_ckpt``). An EMA teacher of the student is no such slot."""
+    ``teacher_ckpt``). An EMA teacher of the student is no such slot, nor
+    is a trainable one (a DML peer trains from scratch beside the
+    student)."""
     model = Config.fromfile(method_config,
                             import_custom_modules=False).model
     if 'teachers' not in model:
         return None
     return [name for name, slot in model.teachers.items()
-            if 'config' in slot]
+            if 'config' in slot and slot.get('role') not in TRAINABLE_ROLES]
 
 
 def distill_model(method_config: str, teacher_ckpt: Optional[str] = None,
@@ -510,12 +549,15 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
                   schedules: Dict[str, Dict[str, int]], cache: str,
                   progress_interval: int = 50,
                   on_row: Optional[Callable[[List[Dict], Dict], None]] = None,
-                  prepare_only: bool = False) -> Tuple[List[Dict], Dict]:
+                  prepare_only: bool = False,
+                  compute_matched: bool = False) -> Tuple[List[Dict], Dict]:
     """Every run the chosen methods need; returns the JSON rows and the
     loss records of the first seed (``{task: (student, distilled)}``).
     ``on_row(rows, curves)`` is called after each finished method.
     ``prepare_only``: train (or load) only the teachers and the students
-    alone that the methods need, and return no rows."""
+    alone that the methods need, and return no rows. ``compute_matched``:
+    end each suite with a row of its student alone trained for the CPU
+    time of the suite's costliest row (``student_compute_matched``)."""
     rows, curves, builders, teachers, students_alone = [], {}, {}, {}, {}
 
     def builder(suite: str) -> Callable[[dict, int, int, int], Config]:
@@ -525,7 +567,8 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
             task = SUITES[suite]['task']
             sched = schedules[task]
             data_root = ensure_data(task, cache, sched['num_train'],
-                                    sched['num_val'])
+                                    sched['num_val'],
+                                    sched.get('glyphs', 'digits'))
 
             def config(model: dict, iters: int, seed: int,
                        batch_size: int) -> Config:
@@ -589,6 +632,48 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
             previous = result
         return result
 
+    def compute_matched_row(suite: str) -> Optional[Dict]:
+        """The suite's student alone trained for the CPU time of its
+        costliest row (:func:`matched_iterations`), beside the
+        equal-iteration student: a distilled row must also beat this one
+        to be worth its compute."""
+        iters = matched_iterations(rows, suite)
+        spec = SUITES[suite]
+        task = spec['task']
+        sched = schedules[task]
+        if iters is None or iters <= sched['student_iters']:
+            return None
+        model = Config.fromfile(spec['student']).model.to_dict()
+        matched = [run_cached(task, f'student_{iters}it_seed{seed}',
+                              builder(suite)(model, iters, seed,
+                                             sched['student_batch_size']),
+                              cache, progress_interval)
+                   for seed in seeds]
+        students = students_of(suite)
+        suite_rows = [r for r in rows if _suite(r) == suite]
+        costliest = max(suite_rows, key=lambda r: (
+            r.get('cpu_seconds') or 0) / (r.get('student_cpu_seconds') or 1))
+        teacher = next((r['teacher'] for r in suite_rows
+                        if r['teacher'] is not None), None)
+        metric, second = spec['metric'], spec['secondary']
+        return dict(
+            task=task, suite=suite, method=COMPUTE_MATCHED,
+            config=osp.relpath(spec['student'], REPO), metric=metric,
+            seeds=list(seeds), iters=iters,
+            matched_to=costliest['method'],
+            student=[r[metric] for r in students],
+            distilled=[r[metric] for r in matched], teacher=teacher,
+            s_per_iter=statistics.mean(r['s_per_iter'] for r in matched),
+            student_s_per_iter=statistics.mean(
+                r['s_per_iter'] for r in students),
+            cpu_seconds=mean_cpu_seconds(matched),
+            student_cpu_seconds=mean_cpu_seconds(students),
+            secondary=dict(
+                metric=second,
+                student=[r[second] for r in students],
+                distilled=[r[second] for r in matched],
+                teacher=None))
+
     for suite, method in methods:
         spec = SUITES[suite]
         task = spec['task']
@@ -643,6 +728,9 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
                 r['s_per_iter'] for r in distilled),
             student_s_per_iter=statistics.mean(
                 r['s_per_iter'] for r in students),
+            cpu_seconds=mean_cpu_seconds(distilled),
+            student_cpu_seconds=mean_cpu_seconds(students),
+            iters=schedules[task]['student_iters'],
             secondary=dict(
                 metric=second,
                 student=[r[second] for r in students],
@@ -658,6 +746,13 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
                                      distilled[0]['losses']))
         if on_row is not None:
             on_row(rows, curves)
+    if compute_matched and not prepare_only:
+        for suite in dict.fromkeys(_suite(r) for r in rows):
+            row = compute_matched_row(suite)
+            if row is not None:
+                rows.append(row)
+                if on_row is not None:
+                    on_row(rows, curves)
     if prepare_only:
         for suite, teacher in teachers.items():
             metric = SUITES[suite]['metric']
@@ -666,6 +761,47 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
                   f'{teacher["s_per_iter"]:.3f} s/iter, '
                   f'{teacher["checkpoint"]}', flush=True)
     return rows, curves
+
+
+def mean_cpu_seconds(results: Sequence[Dict]) -> Optional[float]:
+    """Mean CPU time of the training process over runs (data-loading
+    workers excluded), or ``None`` when a cached run predates the
+    record."""
+    seconds = [r.get('cpu_seconds') for r in results]
+    if not seconds or any(s is None for s in seconds):
+        return None
+    return statistics.mean(seconds)
+
+
+def paired_gain(row: Dict) -> Tuple[float, float, int, int]:
+    """Per-seed gains ``distilled - student`` of a row: seed ``s`` gives
+    both runs the same initialisation and data order, so the differences
+    are paired. Returns their mean, its standard error (``stdev / sqrt(n)``,
+    0 for one seed), the number of seeds that improved and the number of
+    seeds."""
+    gains = [b - a for a, b in zip(row['student'], row['distilled'])]
+    mean, std = summarize(gains)
+    return mean, std / len(gains) ** 0.5, sum(g > 0 for g in gains), \
+        len(gains)
+
+
+def matched_iterations(rows: Sequence[Dict], suite: str,
+                       step: float = 0.25) -> Optional[int]:
+    """Student-alone iterations that cost as much CPU time as the suite's
+    costliest row: the equal-iteration schedule times the largest ratio of
+    a row's CPU seconds to its student's, rounded up to a multiple of
+    ``step`` (so that timing noise does not change the schedule, nor the
+    cached run it names). ``None`` when no row of the suite records CPU
+    time."""
+    ratios = [r['cpu_seconds'] / r['student_cpu_seconds'] for r in rows
+              if _suite(r) == suite and r.get('cpu_seconds')
+              and r.get('student_cpu_seconds')
+              and r['method'] != COMPUTE_MATCHED]
+    if not ratios:
+        return None
+    iters = next(r['iters'] for r in rows if _suite(r) == suite)
+    ratio = max(1.0, -(-max(ratios) // step) * step)
+    return int(round(iters * ratio))
 
 
 def gap_closed(row: Dict) -> float:
@@ -728,6 +864,14 @@ def _teacher_cell(row: Dict) -> str:
                      for name, t in named.items())
 
 
+def _cpu_cell(row: Dict) -> str:
+    student, distilled = (row.get('student_cpu_seconds'),
+                          row.get('cpu_seconds'))
+    if student is None or distilled is None:
+        return '-'
+    return f'{student:.0f} → {distilled:.0f} (×{distilled / student:.2f})'
+
+
 def _suite_text(suite: str) -> str:
     spec = SUITES[suite]
     scale = spec.get('teacher_scale')
@@ -737,18 +881,25 @@ def _suite_text(suite: str) -> str:
 
 
 def format_markdown(rows: List[Dict], schedules: Dict[str, Dict[str, int]],
-                    command: str, seconds: float,
+                    command: str, seconds: Optional[float],
                     missing: Sequence[str] = (),
                     skipped: Optional[Dict[str, str]] = None) -> str:
     """The human-readable report; ``missing`` names methods not run yet,
     ``skipped`` the peer rows that cannot run here, with the reason."""
     lines = [
-        '# Distillation benchmarks on the digits sets', '',
+        '# Distillation benchmarks on the ' + (
+            'shapes sets (the digits scenes drawn with the ten shapes of '
+            '`tools/demo/shapes.py`: a set the configs were never tuned '
+            'on)' if any(s.get('glyphs') == 'shapes'
+                         for s in schedules.values()) else 'digits sets'),
+        '',
         'Generated by `tools/benchmark/accuracy.py` (do not edit by hand).',
         '', f'- command: `{command}`',
         f'- machine: {machine()}; date: '
-        f'{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; wall time of '
-        f'this run: {seconds / 60:.1f} min (cached runs excluded)',
+        f'{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; ' + (
+            f'wall time of this run: {seconds / 60:.1f} min (cached runs '
+            'excluded)' if seconds is not None else
+            're-rendered from the JSON rows (`--render-only`)'),
         '- schedules (per task): ' + '; '.join(
             f'{task}: teacher {s["teacher_iters"]} iterations at batch '
             f'{s["batch_size"]}, students {s["student_iters"]} at batch '
@@ -776,28 +927,43 @@ def format_markdown(rows: List[Dict], schedules: Dict[str, Dict[str, int]],
             'born-again rows, the previous generation of the same seed), '
             'no gap'
         ] if any('teachers' in r for r in rows) else []) + [
+        '- paired gain: the mean over seeds of distilled − student of the '
+        'same seed (same initialisation and data order) ± its standard '
+        'error, and how many seeds improved; CPU-s: CPU seconds of the '
+        'training process (data-loading worker excluded), mean over seeds, '
+        'student alone → distilled (`-`: runs cached before it was '
+        'recorded)'] + ([
+            f'- `{COMPUTE_MATCHED}`: the student alone trained for as many '
+            'iterations as cost the CPU time of the suite\'s costliest row '
+            '(named in brackets), against the equal-iteration student: a '
+            'method is worth its compute only where it also beats this row'
+        ] if any(r['method'] == COMPUTE_MATCHED for r in rows) else []) + [
         '', '| suite | method | metric | teacher | student | distilled | '
-        'gain | gap closed | second metric (student → distilled) | '
-        's/iter | config |',
-        '|---|---|---|---|---|---|---|---|---|---|---|']
+        'paired gain ± s.e. (seeds up) | gap closed | second metric '
+        '(student → distilled) | s/iter | CPU-s | config |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for row in rows:
         metric = row['metric']
-        gain = statistics.mean(row['distilled']) - \
-            statistics.mean(row['student'])
+        gain, error, improved, count = paired_gain(row)
+        method = row['method']
+        if method == COMPUTE_MATCHED:
+            method += f' ({row["iters"]} it, = {row["matched_to"]})'
         second = row.get('secondary')
         second_text = (f'{second["metric"]} '
                        f'{_pm(second["student"], second["metric"])} → '
                        f'{_pm(second["distilled"], second["metric"])}'
                        if second else '')
         lines.append(
-            f'| {_suite(row)} | {row["method"]} | {metric} | '
+            f'| {_suite(row)} | {method} | {metric} | '
             f'{_teacher_cell(row)} | '
             f'{_pm(row["student"], metric)} | '
             f'{_pm(row["distilled"], metric)} | '
-            f'{_signed(gain, metric)} | {_percent(gap_closed(row))} | '
+            f'{_signed(gain, metric)} ± {_fmt(error, metric)} '
+            f'({improved}/{count}) | {_percent(gap_closed(row))} | '
             f'{second_text} | '
             f'{row.get("student_s_per_iter", float("nan")):.3f} → '
-            f'{row["s_per_iter"]:.3f} | `{row["config"]}` |')
+            f'{row["s_per_iter"]:.3f} | {_cpu_cell(row)} | '
+            f'`{row["config"]}` |')
     if missing:
         lines += ['', f'**Partial**: not run yet: {", ".join(missing)} '
                   '(re-run the command: finished runs are cached).']
@@ -912,6 +1078,17 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         'teachers and the students alone the chosen '
                         'methods need, print the teachers\' metrics and '
                         'write no outputs')
+    parser.add_argument('--glyphs', choices=('digits', 'shapes'),
+                        default='digits',
+                        help='the scenes\' glyphs: the digits the configs '
+                        'were tuned on, or the shapes of tools/demo/'
+                        'shapes.py (a second set, to check that gains hold)')
+    parser.add_argument('--compute-matched', action='store_true',
+                        help='end each suite with its student alone '
+                        'trained for the CPU time of its costliest row')
+    parser.add_argument('--render-only', action='store_true',
+                        help='rewrite the table of --out/--name from its '
+                        'JSON rows (no training; no plots)')
     parser.add_argument('--progress-interval', type=int, default=50)
     parser.add_argument('--peers-path', default=PEERS_PATH,
                         help='folder holding MMRazor\'s package for its '
@@ -943,6 +1120,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
     schedules = {task: dict(schedule) for task, schedule in
                  SCHEDULES['quick' if args.quick else 'full'].items()}
     for schedule in schedules.values():
+        schedule['glyphs'] = args.glyphs
         for key in ('teacher_iters', 'student_iters'):
             if getattr(args, key):
                 schedule[key] = getattr(args, key)
@@ -965,13 +1143,29 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
             plot(rows, curves, args.out, args.name)
         return report
 
+    if args.render_only:
+        with open(osp.join(args.out, f'{args.name}.json')) as f:
+            rows = json.load(f)
+        table = osp.join(args.out, f'{args.name}.md')
+        original = None
+        if osp.isfile(table):
+            with open(table) as f:
+                original = next((line[len('- command: `'):].split('`')[0]
+                                 for line in f
+                                 if line.startswith('- command: `')), None)
+        report = format_markdown(rows, schedules, original or command, None)
+        with open(osp.join(args.out, f'{args.name}.md'), 'w') as f:
+            f.write(report)
+        print(report, flush=True)
+        return rows
     if args.prepare_only:
         run_benchmark(methods, args.seeds, schedules, args.work_dir,
                       args.progress_interval, prepare_only=True)
         return []
     rows, curves = run_benchmark(methods, args.seeds, schedules,
                                  args.work_dir, args.progress_interval,
-                                 write_outputs)
+                                 write_outputs,
+                                 compute_matched=args.compute_matched)
     print('\n' + write_outputs(rows, curves), flush=True)
     return rows
 

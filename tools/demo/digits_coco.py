@@ -15,10 +15,13 @@ import argparse
 import json
 import os
 import os.path as osp
+import sys
 from typing import Dict, List, Tuple
 
 import cv2
 import numpy as np
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 CLASSES = tuple(str(d) for d in range(10))
 IMAGE_SIZE = 128
@@ -113,10 +116,12 @@ def write_split(out_dir: str, split: str, num_images: int,
 
 
 def generate(out_dir: str, num_train: int = 2000, num_val: int = 300,
-             seed: int = 0) -> Dict[str, str]:
-    """Generate both splits; returns their annotation files."""
-    from sklearn.datasets import load_digits
-    digits = load_digits()
+             seed: int = 0, glyph_set: str = 'digits') -> Dict[str, str]:
+    """Generate both splits; returns their annotation files.
+    ``glyph_set='shapes'`` draws the scenes with the ten shapes of
+    ``shapes.py`` instead of the digits (the same category ids)."""
+    from shapes import load_glyphs
+    digits = load_glyphs(glyph_set)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(digits.images))
     cut = int(0.8 * len(order))
@@ -135,8 +140,11 @@ def main() -> None:
     parser.add_argument('--train', type=int, default=2000)
     parser.add_argument('--val', type=int, default=300)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--glyphs', choices=('digits', 'shapes'),
+                        default='digits')
     args = parser.parse_args()
-    print(generate(args.out_dir, args.train, args.val, args.seed))
+    print(generate(args.out_dir, args.train, args.val, args.seed,
+                   args.glyphs))
 
 
 if __name__ == '__main__':

@@ -98,13 +98,15 @@ def write_split(out_dir: str, split: str, num_images: int,
 
 
 def generate(out_dir: str, num_train: int = 2000, num_val: int = 300,
-             seed: int = 0) -> Dict[str, str]:
-    """Generate both splits; returns their image folders."""
-    from sklearn.datasets import load_digits
+             seed: int = 0, glyph_set: str = 'digits') -> Dict[str, str]:
+    """Generate both splits; returns their image folders.
+    ``glyph_set='shapes'`` draws the scenes with the ten shapes of
+    ``shapes.py`` instead of the digits (the same class ids)."""
+    from shapes import load_glyphs
     if num_train < 1 or num_val < 1:
         raise ValueError('num_train and num_val must be >= 1, got '
                          f'{num_train} and {num_val}.')
-    digits = load_digits()
+    digits = load_glyphs(glyph_set)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(digits.images))
     cut = int(0.8 * len(order))
@@ -121,8 +123,11 @@ def main() -> None:
     parser.add_argument('--train', type=int, default=2000)
     parser.add_argument('--val', type=int, default=300)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--glyphs', choices=('digits', 'shapes'),
+                        default='digits')
     args = parser.parse_args()
-    print(generate(args.out_dir, args.train, args.val, args.seed))
+    print(generate(args.out_dir, args.train, args.val, args.seed,
+                   args.glyphs))
 
 
 if __name__ == '__main__':
