@@ -235,6 +235,10 @@ METHODS = {
     'det/cwd-ld_neck-head_digits_gfl_r18w32_r18w16.py',
     ('seg', 'cwd+dist'):
     'seg/cwd-dist_logits_digits_fcn_r18w32_r18w16-d8.py',
+    # what tools/recipe.py writes for the suite's teacher and student
+    # (configs/bench/README.md gives the command)
+    ('det', 'recipe'): 'det/recipe_digits_gfl_r18w32_r18w16.py',
+    ('seg', 'recipe'): 'seg/recipe_digits_fcn_r18w32_r18w16-d8.py',
     # students that learn together or from themselves (issue 18): no
     # external teacher; the trainable slots (a DML peer, BYOT's auxiliary
     # heads, ONE's branches, NetAug's wide model) train from scratch with
