@@ -28,9 +28,9 @@ venv="${MMKD_OLDEST_VENV:-/tmp/mmkd_oldest}"
 py="$venv/bin/python"
 work="$venv/check"
 torch_req="${MMKD_TORCH:-torch==2.13.0}"
-mmengine="mmengine==${MMKD_MMENGINE:-0.8.0}"
+mmengine="mmengine==${MMKD_MMENGINE:-0.8.5}"
 mmdet="mmdet==${MMKD_MMDET:-3.2.0}"
-mmseg="mmsegmentation==${MMKD_MMSEG:-1.2.0}"
+mmseg="mmsegmentation==${MMKD_MMSEG:-1.2.1}"
 
 # tests that touch what differs between versions: config parsing of
 # mmdet::/mmseg:: bases, building and stepping distillers on mmdet and mmseg
