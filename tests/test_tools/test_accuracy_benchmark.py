@@ -641,3 +641,40 @@ def test_render_only_rewrites_the_table_from_the_rows_and_keeps_the_command(
     assert '+0.037 ± 0.033 (2/3)' in table
     assert '20 → 30 (×1.50)' in table
     assert json.loads((tmp_path / 'b.json').read_text()) == rows
+
+
+def test_task_loss_curve_of_seg_runs_that_log_only_the_total():
+    det = dict(loss=[5., 4.], loss_cls=[1., 1.], loss_bbox=[2., 1.],
+               loss_distill_ld=[2., 2.])
+    assert accuracy.task_loss_curve(det) == [3., 2.]
+    # mmseg's decode.loss_ce is not logged: the total less the KD terms
+    seg = dict(loss=[3., 2.5], loss_distill_kd=[1., 0.5])
+    assert accuracy.task_loss_curve(seg) == [2., 2.]
+    assert accuracy.task_loss_curve(dict(loss=[2., 1.])) == [2., 1.]
+
+
+def test_gain_plot_has_a_panel_per_suite_sorted_with_peers_apart(
+        tmp_path, monkeypatch):
+    def row(suite, method, gains):
+        return dict(task=suite.split('_')[0], suite=suite, method=method,
+                    metric='AP', seeds=list(range(len(gains))),
+                    student=[0.2] * len(gains),
+                    distilled=[0.2 + g for g in gains])
+    rows = [row('det', 'a', [0.01, 0.03]), row('det', 'b', [0.1, 0.2]),
+            row('det', 'mmrazor_b', [0.05, 0.07]),
+            row('det_rcnn', 'c', [-0.1, 0.0])]
+    import matplotlib.axes
+    bars = []
+    real_bar = matplotlib.axes.Axes.bar
+
+    def spy(self, x, height, **kwargs):
+        bars.append((self.get_title(), list(height), kwargs['color']))
+        return real_bar(self, x, height, **kwargs)
+    monkeypatch.setattr(matplotlib.axes.Axes, 'bar', spy)
+    files = accuracy.plot(rows, {}, str(tmp_path), 'x')
+    assert files == [str(tmp_path / 'x_gain.png')]
+    assert osp.getsize(files[0]) > 0
+    (_, det, det_colors), (_, rcnn, _) = bars
+    assert det == pytest.approx([0.15, 0.06, 0.02])  # sorted by gain
+    assert det_colors == ['tab:blue', 'tab:orange', 'tab:blue']
+    assert rcnn == pytest.approx([-0.05])

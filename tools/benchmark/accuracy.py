@@ -983,37 +983,82 @@ def format_markdown(rows: List[Dict], schedules: Dict[str, Dict[str, int]],
     return '\n'.join(lines) + '\n'
 
 
+#: method-name prefixes of the rows run with another tool's implementation
+PEER_PREFIXES = ('mmrazor_', 'mmdet_')
+
+
+def is_peer_row(row: Dict) -> bool:
+    """A row trained with a peer tool's implementation (MMRazor, mmdet)."""
+    return row['method'].startswith(PEER_PREFIXES)
+
+
+def task_loss_curve(losses: Dict[str, List[float]]) -> List[float]:
+    """The task loss per logged iteration: the sum of the logged task
+    losses, or, where only the total ``loss`` is logged (mmseg's losses
+    are named ``decode.loss_ce``), the total less the distillation
+    terms."""
+    task_keys = [k for k in losses
+                 if k != 'loss' and not k.startswith('loss_distill')]
+    if task_keys:
+        return [sum(v) for v in zip(*(losses[k] for k in task_keys))]
+    total = losses.get('loss', [])
+    distill = [losses[k] for k in losses if k.startswith('loss_distill')]
+    if not distill:
+        return list(total)
+    return [t - sum(d) for t, *d in zip(total, *distill)]
+
+
 def plot(rows: List[Dict], curves: Dict, out_dir: str,
          name: str = 'benchmarks') -> List[str]:
-    """Gain per method with seed error bars, and the loss curves
-    (``<name>_gain.png``, ``<name>_loss.png`` in ``out_dir``)."""
+    """Paired gain per method, one panel per suite, and the loss curves
+    (``<name>_gain.png``, ``<name>_loss.png`` in ``out_dir``).
+
+    Bars are the mean per-seed gain (distilled - student alone of the same
+    seed) with its standard error, sorted by gain; each seed's gain is a
+    point on its bar; peer implementations (MMRazor, mmdet) are orange."""
     try:
         import matplotlib
         matplotlib.use('Agg')
         import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch
     except ImportError:
         print('matplotlib is not installed: no plots '
               '(pip install matplotlib)', flush=True)
         return []
-    tasks = list(dict.fromkeys(r['task'] for r in rows))
-    widest = max(sum(r['task'] == t for r in rows) for t in tasks)
+    suites = list(dict.fromkeys(_suite(r) for r in rows))
+    # each panel as wide as its bars
+    widths = [max(2.5, 0.45 * sum(_suite(r) == s for r in rows) + 1.3)
+              for s in suites]
     fig, axes = plt.subplots(
-        1, len(tasks), figsize=(max(4.5, 0.6 * widest + 1.5) * len(tasks),
-                                4.0), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        task_rows = [r for r in rows if r['task'] == task]
-        gains = [summarize([d - s for s, d in zip(r['student'],
-                                                  r['distilled'])])
-                 for r in task_rows]
-        ax.bar(range(len(task_rows)), [g[0] for g in gains],
-               yerr=[g[1] for g in gains], capsize=4, color='tab:blue')
+        1, len(suites), figsize=(sum(widths), 4.2), squeeze=False,
+        gridspec_kw=dict(width_ratios=widths))
+    for ax, suite in zip(axes[0], suites):
+        gains = []
+        for r in (r for r in rows if _suite(r) == suite):
+            diffs = [d - s for s, d in zip(r['student'], r['distilled'])]
+            mean = statistics.mean(diffs)
+            se = statistics.stdev(diffs) / len(diffs) ** 0.5 \
+                if len(diffs) > 1 else 0.0
+            gains.append((mean, se, diffs, r))
+        gains.sort(key=lambda g: g[0], reverse=True)
+        xs = range(len(gains))
+        ax.bar(xs, [g[0] for g in gains], yerr=[g[1] for g in gains],
+               capsize=4, color=['tab:orange' if is_peer_row(g[3]) else
+                                 'tab:blue' for g in gains])
+        for x, (_, _, diffs, _) in zip(xs, gains):
+            ax.plot([x] * len(diffs), diffs, 'k.', markersize=4)
         ax.axhline(0, color='black', linewidth=0.8)
-        ax.set_xticks(range(len(task_rows)))
-        ax.set_xticklabels([r['method'] for r in task_rows], rotation=40,
-                           ha='right')
-        ax.set_ylabel(f'gain in {task_rows[0]["metric"]} (mean ± std over '
-                      f'{len(task_rows[0]["seeds"])} seeds)')
-        ax.set_title(task)
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels([g[3]['method'] for g in gains], rotation=40,
+                           ha='right', fontsize=8)
+        ax.set_ylabel(f'paired gain in {gains[0][3]["metric"]}\n'
+                      '(mean ± s.e.; dots: seeds)', fontsize=8)
+        ax.set_title(suite)
+        if any(is_peer_row(g[3]) for g in gains):
+            ax.legend(handles=[Patch(color='tab:blue', label='mmkd'),
+                               Patch(color='tab:orange',
+                                     label='peer implementation')],
+                      fontsize=7)
     fig.tight_layout()
     gain_png = osp.join(out_dir, f'{name}_gain.png')
     fig.savefig(gain_png, dpi=120)
@@ -1025,12 +1070,10 @@ def plot(rows: List[Dict], curves: Dict, out_dir: str,
                              squeeze=False)
     for ax, (task, (method, alone, distilled)) in zip(axes[0],
                                                       curves.items()):
-        task_keys = [k for k in alone if k != 'loss']
         for label, losses in (('student alone', alone),
                               (f'student + {method}', distilled)):
-            task_loss = [sum(v) for v in zip(*(losses[k]
-                                                for k in task_keys))]
-            ax.plot(_smooth(task_loss), label=f'{label}: task loss')
+            ax.plot(_smooth(task_loss_curve(losses)),
+                    label=f'{label}: task loss')
         distill = [k for k in distilled if k.startswith('loss_distill')]
         if distill:
             term = [sum(v) for v in zip(*(distilled[k] for k in distill))]
