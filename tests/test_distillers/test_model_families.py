@@ -303,3 +303,35 @@ def test_family_builds_and_trains_as_a_student(name, tmp_path):
             model.zero_grad()
             _assert_trains(copied, family)
             assert all(p.grad is None for p in model.parameters())
+
+
+#: the DETR-family students and the query-head terms they train with
+QUERY_TERMS = {'match': dict(type='HungarianMatchingKD')}
+
+
+@pytest.mark.parametrize('term', sorted(QUERY_TERMS))
+@pytest.mark.parametrize('name', ['detr', 'dino'])
+def test_detr_family_trains_with_each_query_term(name, term, tmp_path):
+    family = FAMILIES[name]
+    model_cfg = _model_config(family)
+    with DefaultScope.overwrite_default_scope(family.scope):
+        ckpt = save_teacher(model_cfg, str(tmp_path / 'teacher.pth'),
+                            family.scope)
+        model = Distiller(
+            student=copy.deepcopy(model_cfg),
+            teacher=dict(config=dict(default_scope=family.scope,
+                                     model=model_cfg),
+                         checkpoint=ckpt),
+            distill={term: QUERY_TERMS[term]}, probe_size=(64, 64))
+        model.init_weights()  # as the Runner does (DETR level embeddings)
+        model.train()
+        torch.manual_seed(0)
+        inputs, samples = make_probe_batch(model.student, (64, 64))
+        losses = model.loss(torch.randn_like(inputs), samples)
+    assert family.task_losses <= set(losses)
+    distill = losses[f'loss_distill_{term}']
+    assert torch.isfinite(distill) and distill > 0
+    distill.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0
+               for p in model.student.bbox_head.parameters())
+    assert all(p.grad is None for p in model.teacher.parameters())
