@@ -358,9 +358,9 @@ def detr_pair(recipe: Recipe) -> None:
     neck_term(recipe, homogeneous=same_arch)
     query_terms = registered_query_terms()
     if query_terms:
-        recipe.leave_out(', '.join(query_terms), 'query-level DETR terms, '
+        recipe.leave_out(f'query-level DETR terms ({", ".join(query_terms)})',
                          'not measured on a digits suite yet; add them by '
-                         'hand')
+                         'hand (configs/det/detrdistill/)')
     else:
         recipe.leave_out('query-level DETR terms', 'not in mmkd yet')
     recipe.notes.append('DETR family: only the neck is distilled.')
