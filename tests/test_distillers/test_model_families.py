@@ -110,6 +110,14 @@ TINY_DINO = dict(
     TINY_RESNET, **{'neck.in_channels': [16, 32, 64], 'num_queries': 20,
                     'dn_cfg.group_cfg.num_dn_queries': 10},
     **_one_layer('encoder', 256), **_one_layer('decoder', 256))
+TINY_DEFORMABLE_DETR = dict(
+    TINY_RESNET, **{'neck.in_channels': [16, 32, 64], 'num_queries': 20},
+    **_one_layer('encoder', 256), **_one_layer('decoder', 256))
+# Conditional DETR encodes reference points at a fixed 256 channels
+TINY_CONDITIONAL_DETR = dict(
+    TINY_RESNET, **{'backbone.out_indices': (3, ), 'neck.in_channels': [64],
+                    'num_queries': 10},
+    **_one_layer('encoder', 256), **_one_layer('decoder', 256))
 
 
 @dataclass(frozen=True)
@@ -195,6 +203,16 @@ FAMILIES = {
                    frozenset({'loss_cls', 'loss_bbox', 'loss_iou'})),
     'dino': Family('mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py', TINY_DINO,
                    frozenset({'loss_cls', 'enc_loss_cls', 'dn_loss_cls'})),
+    'deformable_detr': Family(
+        'mmdet::deformable_detr/deformable-detr_r50_16xb2-50e_coco.py',
+        TINY_DEFORMABLE_DETR, frozenset({'loss_cls', 'loss_bbox', 'loss_iou'})),
+    'conditional_detr': Family(
+        'mmdet::conditional_detr/conditional-detr_r50_8xb2-50e_coco.py',
+        TINY_CONDITIONAL_DETR,
+        frozenset({'loss_cls', 'loss_bbox', 'loss_iou'})),
+    'dab_detr': Family('mmdet::dab_detr/dab-detr_r50_8xb2-50e_coco.py',
+                       TINY_DETR,
+                       frozenset({'loss_cls', 'loss_bbox', 'loss_iou'})),
     'pspnet': Family(
         'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py',
         {'backbone.stem_channels': 8, 'backbone.base_channels': 8,
@@ -309,8 +327,13 @@ def test_family_builds_and_trains_as_a_student(name, tmp_path):
 QUERY_TERMS = {'match': dict(type='HungarianMatchingKD')}
 
 
+#: the DETR-family students of FAMILIES
+DETR_FAMILIES = ('detr', 'deformable_detr', 'conditional_detr', 'dab_detr',
+                 'dino')
+
+
 @pytest.mark.parametrize('term', sorted(QUERY_TERMS))
-@pytest.mark.parametrize('name', ['detr', 'dino'])
+@pytest.mark.parametrize('name', DETR_FAMILIES)
 def test_detr_family_trains_with_each_query_term(name, term, tmp_path):
     family = FAMILIES[name]
     model_cfg = _model_config(family)
