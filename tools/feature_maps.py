@@ -6,7 +6,8 @@ alone, side by side, each with its agreement with the teacher::
 
     python tools/feature_maps.py DISTILL_CONFIG CHECKPOINT IMAGE \
         [--baseline STUDENT_ALONE_CKPT] [--module neck] \
-        [--teacher-module neck] [--size 512 512] -o maps.png
+        [--teacher-module neck] [--size 512 512] \
+        [--teacher-checkpoint CKPT] -o maps.png
 
 ``DISTILL_CONFIG`` is the mmkd config the student was trained with: it
 names the teacher (config and checkpoint) and the student config.
@@ -170,7 +171,8 @@ def feature_maps(config: str, checkpoint: str, image_path: str, out: str,
                  baseline: Optional[str] = None,
                  module: Optional[str] = None,
                  teacher_module: Optional[str] = None,
-                 size: Sequence[int] = (512, 512)
+                 size: Sequence[int] = (512, 512),
+                 teacher_checkpoint: Optional[str] = None
                  ) -> Dict[str, List[float]]:
     """Draw the maps; returns, per student row, each level's agreement
     with the teacher (cosine similarity of the attention maps).
@@ -195,7 +197,8 @@ def feature_maps(config: str, checkpoint: str, image_path: str, out: str,
     teacher_cfg, teacher_scope = resolve_model_config(
         cfg.model.teacher.config, scope)
     teacher = build_model_in_scope(teacher_cfg, teacher_scope)
-    load_teacher_weights(teacher, cfg.model.teacher.checkpoint)
+    load_teacher_weights(teacher,
+                         teacher_checkpoint or cfg.model.teacher.checkpoint)
     image = read_image(image_path, tuple(size))
     rows = {'teacher': module_maps(teacher, teacher_module, image,
                                    'teacher')}
@@ -235,11 +238,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         help='the teacher module (default: as --module)')
     parser.add_argument('--size', type=int, nargs=2, default=(512, 512),
                         metavar=('H', 'W'))
+    parser.add_argument('--teacher-checkpoint',
+                        help='instead of the config\'s teacher checkpoint')
     parser.add_argument('-o', '--out', required=True, help='the PNG file')
     args = parser.parse_args(argv)
     scores = feature_maps(args.config, args.checkpoint, args.image,
                           args.out, args.baseline, args.module,
-                          args.teacher_module, args.size)
+                          args.teacher_module, args.size,
+                          args.teacher_checkpoint)
     print(f'wrote {args.out}')
     for name, values in scores.items():
         print(f'  {name}: cosine to the teacher per level: ' +
