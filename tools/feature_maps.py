@@ -40,7 +40,7 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
-import mmkd  # noqa: E402,F401
+import mmkd  # noqa: E402,F401  (registers the terms the configs name)
 from mmkd.distillers.probe import make_probe_batch  # noqa: E402
 from mmkd.distillers.teacher import (build_model_in_scope,  # noqa: E402
                                      resolve_model_config)

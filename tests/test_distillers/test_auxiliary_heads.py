@@ -1,18 +1,16 @@
 """BYOT self-distillation: auxiliary heads as a trainable ``auxiliary`` slot
 (:class:`mmkd.distillers.auxiliary.AuxiliaryHeads`)."""
 import copy
-import importlib.util
-import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO, tiny_pspnet, tiny_retinanet
+from conftest import tiny_pspnet, tiny_retinanet
 from mmengine.logging import MessageHub
 from mmengine.registry import MODELS
 from mmengine.runner.checkpoint import get_state_dict, load_state_dict
+from slot_helpers import extract_tool, grad_owners, random_batch
 
 from mmkd import Distiller
-from mmkd.distillers.probe import make_probe_batch
 
 SIZE = 64
 
@@ -51,9 +49,7 @@ def _byot_seg():
 
 
 def _batch(model, seed=3):
-    torch.manual_seed(seed)
-    inputs, samples = make_probe_batch(model.student, (SIZE, SIZE))
-    return torch.randn_like(inputs), samples
+    return random_batch(model, SIZE, seed)
 
 
 @pytest.fixture
@@ -64,16 +60,8 @@ def message_hub(runner_state_restored):
 def _grad_owners(model, loss):
     """The top-level parts (``student.backbone``, ``byot``, ...) that
     receive a non-zero gradient from ``loss``."""
-    model.zero_grad()
-    loss.backward(retain_graph=True)
-    owners = set()
-    for name, param in model.named_parameters():
-        if param.grad is None or not bool(param.grad.abs().sum() > 0):
-            continue
-        parts = name.split('.')
-        owners.add('byot' if parts[0] == 'trainable_slots' else
-                   '.'.join(parts[:2]))
-    return owners
+    return grad_owners(model, loss, lambda name: 'byot' if name.startswith(
+        'trainable_slots.') else '.'.join(name.split('.')[:2]))
 
 
 def test_det_auxiliary_head_trains_on_shallow_stages(det_scope,
@@ -112,12 +100,6 @@ def test_seg_auxiliary_head_reads_the_stage_before_the_students(
     assert 'byot' in owners and 'student.decode_head' not in owners
 
 
-def _extract_tool():
-    spec = importlib.util.spec_from_file_location(
-        'extract_student', osp.join(REPO, 'tools', 'extract_student.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
 
 
 @pytest.mark.parametrize('task', ['det', 'seg'])
@@ -129,7 +111,7 @@ def test_auxiliary_heads_are_absent_from_the_export(task, det_scope,
     checkpoint = dict(state_dict=get_state_dict(model), meta={})
     assert any(k.startswith('trainable_slots.byot.')
                for k in checkpoint['state_dict'])
-    student = _extract_tool().extract_student(checkpoint)
+    student = extract_tool().extract_student(checkpoint)
     assert not any('byot' in k or k.startswith('trainable_slots')
                    for k in student['state_dict'])
     plain = MODELS.build(tiny_retinanet(8, 16) if task == 'det' else

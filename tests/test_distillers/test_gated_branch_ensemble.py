@@ -1,20 +1,18 @@
 """ONE: branches on the student's trunk and their gated ensemble as a
 trainable ``auxiliary`` slot
 (:class:`mmkd.distillers.auxiliary.GatedBranchEnsemble`)."""
-import importlib.util
-import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO, tiny_pspnet, tiny_retinanet
+from conftest import tiny_pspnet, tiny_retinanet
 from mmengine.logging import MessageHub
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner.checkpoint import get_state_dict
+from slot_helpers import extract_tool, grad_owners, random_batch
 from tiny_heads import tiny_atss
 
 from mmkd import Distiller
 from mmkd.distillers.auxiliary import BranchGate, gated_sum
-from mmkd.distillers.probe import make_probe_batch
 
 SIZE = 64
 
@@ -52,9 +50,7 @@ def _one_seg():
 
 
 def _batch(model, seed=3):
-    torch.manual_seed(seed)
-    inputs, samples = make_probe_batch(model.student, (SIZE, SIZE))
-    return torch.randn_like(inputs), samples
+    return random_batch(model, SIZE, seed)
 
 
 @pytest.fixture
@@ -63,16 +59,13 @@ def message_hub(runner_state_restored):
 
 
 def _grad_owners(model, loss):
-    model.zero_grad()
-    loss.backward(retain_graph=True)
-    owners = set()
-    for name, param in model.named_parameters():
-        if param.grad is None or not bool(param.grad.abs().sum() > 0):
-            continue
+    """The parts (``student.backbone``, ``branches.0``, ...) that receive
+    a non-zero gradient from ``loss``."""
+    def owner(name):
         parts = name.split('.')
-        owners.add('.'.join(parts[2:4]) if parts[0] == 'trainable_slots'
-                   else '.'.join(parts[:2]))
-    return owners
+        return '.'.join(parts[2:4] if parts[0] == 'trainable_slots' else
+                        parts[:2])
+    return grad_owners(model, loss, owner)
 
 
 def test_gated_sum_is_the_per_image_weighted_sum():
@@ -133,12 +126,6 @@ def test_seg_ensemble_is_the_gated_sum_of_the_branch_logits(
     assert not any(o.startswith(('branches', 'gate')) for o in owners)
 
 
-def _extract_tool():
-    spec = importlib.util.spec_from_file_location(
-        'extract_student', osp.join(REPO, 'tools', 'extract_student.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
 
 
 @pytest.mark.parametrize('task', ['det', 'seg'])
@@ -148,7 +135,7 @@ def test_only_the_students_branch_is_exported(task, det_scope, seg_scope):
     checkpoint = dict(state_dict=get_state_dict(model), meta={})
     assert any(k.startswith('trainable_slots.one.branches.')
                for k in checkpoint['state_dict'])
-    student = _extract_tool().extract_student(checkpoint)
+    student = extract_tool().extract_student(checkpoint)
     assert not any(k.startswith('trainable_slots')
                    for k in student['state_dict'])
     plain = MODELS.build(tiny_retinanet(8, 16) if task == 'det' else

@@ -1,19 +1,17 @@
 """NetAug: wider models sharing the student's weights, as an ``augmented``
 slot (:class:`mmkd.distillers.network_augmentation.NetworkAugmentation`)."""
 import copy
-import importlib.util
-import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO, tiny_pspnet, tiny_retinanet
+from conftest import tiny_pspnet, tiny_retinanet
 from mmengine.logging import MessageHub
 from mmengine.registry import MODELS
 from mmengine.runner.checkpoint import get_state_dict, load_state_dict
+from slot_helpers import extract_tool, random_batch
 
 from mmkd import Distiller
 from mmkd.distillers.network_augmentation import widen_config
-from mmkd.distillers.probe import make_probe_batch
 
 SIZE = 64
 
@@ -29,9 +27,7 @@ def _netaug(student=None, **slot):
 
 
 def _batch(model, seed=3):
-    torch.manual_seed(seed)
-    inputs, samples = make_probe_batch(model.student, (SIZE, SIZE))
-    return torch.randn_like(inputs), samples
+    return random_batch(model, SIZE, seed)
 
 
 @pytest.fixture
@@ -138,12 +134,6 @@ def test_the_width_is_drawn_from_the_iteration(det_scope):
     assert set(draws) == {0, 1, 2}
 
 
-def _extract_tool():
-    spec = importlib.util.spec_from_file_location(
-        'extract_student', osp.join(REPO, 'tools', 'extract_student.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
 
 
 def test_only_the_student_is_exported(det_scope):
@@ -151,7 +141,7 @@ def test_only_the_student_is_exported(det_scope):
     checkpoint = dict(state_dict=get_state_dict(model), meta={})
     assert any(k.startswith('trainable_slots.netaug.extras.')
                for k in checkpoint['state_dict'])
-    student = _extract_tool().extract_student(checkpoint)
+    student = extract_tool().extract_student(checkpoint)
     assert not any(k.startswith('trainable_slots')
                    for k in student['state_dict'])
     MODELS.build(tiny_retinanet(8, 16)).load_state_dict(

@@ -1,14 +1,14 @@
 """Online mutual learning (DML): peers that train beside the student and
 teach it while learning from it."""
 import copy
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO, save_teacher, tiny_pspnet, tiny_retinanet
+from conftest import save_teacher, tiny_pspnet, tiny_retinanet
 from mmengine.logging import MessageHub
 from mmengine.runner.checkpoint import get_state_dict, load_state_dict
+from slot_helpers import extract_tool, grad_owners, random_batch
 from tiny_heads import tiny_gfl
 
 from mmkd import Distiller
@@ -37,9 +37,7 @@ def _dml(peer=None, distill=None, student=None):
 
 
 def _batch(model):
-    torch.manual_seed(3)
-    inputs, samples = make_probe_batch(model.student, (SIZE, SIZE))
-    return torch.randn_like(inputs), samples
+    return random_batch(model, SIZE)
 
 
 @pytest.fixture
@@ -50,14 +48,8 @@ def message_hub(runner_state_restored):
 
 def _grad_owners(model, loss):
     """Which models receive a gradient from ``loss``."""
-    model.zero_grad()
-    loss.backward(retain_graph=True)
-    owners = set()
-    for name, param in model.named_parameters():
-        if param.grad is not None and bool(param.grad.abs().sum() > 0):
-            owners.add('peer' if name.startswith('trainable_slots.peer.')
-                       else name.split('.')[0])
-    return owners
+    return grad_owners(model, loss, lambda name: 'peer' if name.startswith(
+        'trainable_slots.peer.') else name.split('.')[0])
 
 
 def test_a_peer_is_a_trained_submodule_saved_with_the_student(det_scope):
@@ -220,19 +212,13 @@ def test_resume_restores_both_models_bit_exactly(det_scope, message_hub):
         assert torch.equal(final[key], again[key]), key
 
 
-def _extract_tool():
-    spec = importlib.util.spec_from_file_location(
-        'extract_student', osp.join(REPO, 'tools', 'extract_student.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
 
 
 def test_any_peer_exports_as_a_plain_model(det_scope, tmp_path):
     from mmengine.registry import MODELS
     model = _dml()
     checkpoint = dict(state_dict=get_state_dict(model), meta={})
-    tool = _extract_tool()
+    tool = extract_tool()
     peer = tool.extract_student(checkpoint, tool.model_prefix('peer'))
     plain = MODELS.build(tiny_retinanet(16, 32))
     plain.load_state_dict(peer['state_dict'], strict=True)
