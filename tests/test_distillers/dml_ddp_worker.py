@@ -1,11 +1,16 @@
-"""Deep mutual learning under DDP: the worker of ``test_peers_ddp.py``.
+"""Trainable slots under DDP: the worker of ``test_peers_ddp.py``.
 
-Run by ``torchrun --nproc_per_node 2``, each rank trains a student and a
-peer of another width (both group norm), each learning from the other's
-class scores, wrapped in MMEngine's ``MMDistributedDataParallel`` (gloo,
+Run by ``torchrun --nproc_per_node 2 dml_ddp_worker.py OUT MODEL``, each
+rank trains, wrapped in MMEngine's ``MMDistributedDataParallel`` (gloo,
 ``find_unused_parameters=False``), on its half of the batches of
-``ddp_equivalence_worker``; imported, the same function builds the one
-process run.
+``ddp_equivalence_worker``, the model ``MODEL`` names:
+
+- ``dml``: a student and a peer of another width (both group norm), each
+  learning from the other's class scores (deep mutual learning);
+- ``netaug``: a student inside NetAug's wide model (group norm), the
+  width drawn from the iteration.
+
+Imported, the same functions build the one-process runs.
 """
 import os
 import sys
@@ -46,18 +51,32 @@ def build_dml() -> Distiller:
     return model
 
 
-def main(out_dir: str) -> None:
+def build_netaug() -> Distiller:
+    torch.manual_seed(0)
+    model = Distiller(
+        student=gn_student(),
+        teachers=dict(netaug=dict(role='augmented',
+                                  type='mmkd.NetworkAugmentation')),
+        distill=dict(), probe_size=(SIZE, SIZE))
+    model.init_weights()
+    return model
+
+
+BUILDERS = dict(dml=build_dml, netaug=build_netaug)
+
+
+def main(out_dir: str, name: str = 'dml') -> None:
     from mmengine.model import MMDistributedDataParallel
     dist.init_process_group('gloo')
     rank, world_size = dist.get_rank(), dist.get_world_size()
     init_default_scope('mmdet')
-    distiller = build_dml()
+    distiller = BUILDERS[name]()
     ddp = MMDistributedDataParallel(module=distiller,
                                     find_unused_parameters=False)
     params = train(ddp, distiller, rank, world_size)
-    torch.save(params, os.path.join(out_dir, f'dml_rank{rank}.pth'))
+    torch.save(params, os.path.join(out_dir, f'{name}_rank{rank}.pth'))
     dist.destroy_process_group()
 
 
 if __name__ == '__main__':
-    main(sys.argv[1])
+    main(*sys.argv[1:])
