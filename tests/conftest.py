@@ -87,6 +87,21 @@ def save_teacher(model_cfg: dict, path: str, scope: str) -> str:
     return path
 
 
+def init_as_the_runner_does(model: torch.nn.Module) -> None:
+    """``model.init_weights()``, as the Runner calls it before training,
+    without the ``Pretrained`` entries of the modules' ``init_cfg`` (no
+    download here). mmdet's DETR ``level_embed`` is uninitialised memory
+    until then, now and then ~1e33 or NaN."""
+    for module in model.modules():
+        init_cfg = getattr(module, 'init_cfg', None)
+        if isinstance(init_cfg, dict):
+            init_cfg = [init_cfg]
+        if isinstance(init_cfg, list):
+            module.init_cfg = [c for c in init_cfg
+                               if c.get('type') != 'Pretrained'] or None
+    model.init_weights()
+
+
 @pytest.fixture
 def det_teacher_ckpt(tmp_path, det_scope):
     return save_teacher(tiny_retinanet(16, 32), str(tmp_path / 't.pth'),

@@ -5,7 +5,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, init_as_the_runner_does
 from test_configs import _build
 
 from mmkd.distillers.probe import make_probe_batch
@@ -24,11 +24,7 @@ def test_detrdistill_ships_a_config():
 def test_builds_and_trains_two_iterations(path, tmp_path):
     torch.manual_seed(0)
     model = _build(path, tmp_path)
-    for module in model.modules():  # no ImageNet download here
-        if getattr(module, 'init_cfg', None) and \
-                module.init_cfg.get('type') == 'Pretrained':
-            module.init_cfg = None
-    model.init_weights()
+    init_as_the_runner_does(model)
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
     for _ in range(2):

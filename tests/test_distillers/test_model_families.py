@@ -21,7 +21,7 @@ from typing import Dict, FrozenSet
 
 import pytest
 import torch
-from conftest import save_teacher
+from conftest import init_as_the_runner_does, save_teacher
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
 
@@ -312,6 +312,7 @@ def test_family_builds_and_trains_as_a_student(name, tmp_path):
             truth = 'gt_depth_map' if name == 'depth' else 'gt_sem_seg'
             assert set(samples[0].keys()) == {truth}
             assert samples[0].get(truth).data.shape == (1, 64, 64)
+        init_as_the_runner_does(model)
         model.train()
         _assert_trains(model, family)
         if family.ema:
@@ -346,7 +347,7 @@ def test_detr_family_trains_with_each_query_term(name, term, tmp_path):
                                      model=model_cfg),
                          checkpoint=ckpt),
             distill={term: QUERY_TERMS[term]}, probe_size=(64, 64))
-        model.init_weights()  # as the Runner does (DETR level embeddings)
+        init_as_the_runner_does(model)
         model.train()
         torch.manual_seed(0)
         inputs, samples = make_probe_batch(model.student, (64, 64))

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, save_teacher
+from conftest import REPO, init_as_the_runner_does, save_teacher
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope, init_default_scope
 
@@ -63,27 +63,13 @@ def _saved_teacher(config: str, tmp_path) -> str:
                         cfg.default_scope)
 
 
-def _drop_pretrained_init(model: torch.nn.Module) -> None:
-    """Remove the ``Pretrained`` entries of every module's ``init_cfg``."""
-    for module in model.modules():
-        init_cfg = getattr(module, 'init_cfg', None)
-        if isinstance(init_cfg, dict):
-            init_cfg = [init_cfg]
-        if isinstance(init_cfg, list):
-            module.init_cfg = [c for c in init_cfg
-                               if c.get('type') != 'Pretrained'] or None
-
-
 def _train_two_iterations(path: str, size=(64, 64)) -> dict:
     """Build the written config's distiller and take two SGD steps on a
     random batch; the last loss dict."""
     cfg = Config.fromfile(path)
     init_default_scope(cfg.default_scope)
     model = MODELS.build(cfg.model)
-    # as the Runner does (DINO's level_embed is uninitialised memory
-    # before), without the pretrained weights no test can download
-    _drop_pretrained_init(model)
-    model.init_weights()
+    init_as_the_runner_does(model)
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
     torch.manual_seed(0)
