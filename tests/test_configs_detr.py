@@ -6,9 +6,30 @@ import os.path as osp
 import pytest
 import torch
 from conftest import REPO, init_as_the_runner_does
-from test_configs import _build
+from mmengine.config import Config
+from mmengine.registry import MODELS, DefaultScope, init_default_scope
+
+from mmkd.distillers.teacher import resolve_config_path
 
 from mmkd.distillers.probe import make_probe_batch
+
+
+def _build(path: str, tmp_path) -> torch.nn.Module:
+    """The shipped config with a local random teacher checkpoint, the
+    teacher initialised as a trained one would have been (a DETR's
+    level_embed is uninitialised memory until init_weights)."""
+    cfg = Config.fromfile(path)
+    init_default_scope(cfg.default_scope)
+    assert cfg.model.teacher.checkpoint.startswith('https://')
+    teacher_cfg = Config.fromfile(
+        resolve_config_path(cfg.model.teacher.config))
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        teacher = MODELS.build(teacher_cfg.model)
+    init_as_the_runner_does(teacher)
+    ckpt = str(tmp_path / 'teacher.pth')
+    torch.save(dict(state_dict=teacher.state_dict(), meta={}), ckpt)
+    cfg.model.teacher.checkpoint = ckpt
+    return MODELS.build(cfg.model)
 
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'det', 'detrdistill',
                                     '*.py')))
