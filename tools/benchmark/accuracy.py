@@ -1035,10 +1035,8 @@ def plot(rows: List[Dict], curves: Dict, out_dir: str,
     for ax, suite in zip(axes[0], suites):
         gains = []
         for r in (r for r in rows if _suite(r) == suite):
+            mean, se, _, _ = paired_gain(r)
             diffs = [d - s for s, d in zip(r['student'], r['distilled'])]
-            mean = statistics.mean(diffs)
-            se = statistics.stdev(diffs) / len(diffs) ** 0.5 \
-                if len(diffs) > 1 else 0.0
             gains.append((mean, se, diffs, r))
         gains.sort(key=lambda g: g[0], reverse=True)
         xs = range(len(gains))
