@@ -25,7 +25,7 @@ supported; the heads are built from the student's own config, in the
 student's package scope.
 """
 import copy
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -35,6 +35,7 @@ from ..recorders import require_module
 from ..registry import MODELS
 from ..slots import SlotStep, TrainableSlotModule
 from ..utils.model_kind import is_detector, is_segmentor
+from ..utils.validation import check_loss_weight
 from .probe import probing
 from .teacher import build_model_in_scope
 
@@ -167,14 +168,6 @@ def total_losses(losses: Dict[str, Any], prefix: str,
     return out
 
 
-def check_weight(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            not value >= 0 or value == float('inf'):
-        raise ValueError(f'{name} must be a finite number >= 0; got '
-                         f'{value!r}.')
-    return float(value)
-
-
 def gated_sum(maps: Sequence[Tensor], weights: Tensor) -> Tensor:
     """``Σ_k w[:, k] · maps[k]``: per image, the weighted sum of K maps.
 
@@ -293,10 +286,10 @@ class AuxiliaryHeads(TrainableSlotModule):
                                                   for s in specs))
         sources, features = probe_outputs(student, self.student_inputs,
                                           tuple(probe_size))
-        default_weight = check_weight(loss_weight, 'loss_weight')
+        default_weight = check_loss_weight(loss_weight, 'loss_weight')
         self.loss_weights = [
             default_weight if s['loss_weight'] is None else
-            check_weight(s['loss_weight'], f'heads[{i}].loss_weight')
+            check_loss_weight(s['loss_weight'], f'heads[{i}].loss_weight')
             for i, s in enumerate(specs)]
         self.sources = [s['source'] for s in specs]
         head_cfg = student_head_config(student, student_cfg, self.head_attr)
@@ -636,18 +629,17 @@ class GatedBranchEnsemble(TrainableSlotModule):
         self.scope = model_scope(student)
         self.head_attr = head_attribute(student)
         self.segmentation = self.head_attr == 'decode_head'
-        self.branch_loss_weight = check_weight(branch_loss_weight,
-                                               'branch_loss_weight')
-        self.ensemble_loss_weight = check_weight(ensemble_loss_weight,
-                                                 'ensemble_loss_weight')
+        self.branch_loss_weight = check_loss_weight(
+            branch_loss_weight, 'branch_loss_weight')
+        self.ensemble_loss_weight = check_loss_weight(
+            ensemble_loss_weight, 'ensemble_loss_weight')
         head_cfg = student_head_config(student, student_cfg, self.head_attr)
         branch_cfg = merged_config(head_cfg, branch, {})
+        self.trunk = 'neck' if student.with_neck else 'backbone'
         if self.segmentation:
-            self.trunk = 'neck' if student.with_neck else 'backbone'
             self.student_logits = 'decode_head.conv_seg'
             self.student_inputs = (self.trunk, self.student_logits)
         else:
-            self.trunk = 'neck' if student.with_neck else 'backbone'
             self.student_inputs = (self.trunk, 'bbox_head')
         _, features = probe_outputs(student, (), tuple(probe_size))
         maps = as_maps(features, 'the student\'s extract_feat()')

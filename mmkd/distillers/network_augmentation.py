@@ -24,7 +24,8 @@ from torch import Tensor
 
 from ..registry import MODELS
 from ..slots import SlotStep, TrainableSlotModule
-from .auxiliary import check_weight, model_scope, total_losses
+from ..utils.validation import check_loss_weight
+from .auxiliary import model_scope, total_losses
 from .teacher import build_model_in_scope
 
 #: the width arguments :func:`widen_config` scales, per model part
@@ -223,7 +224,7 @@ class NetworkAugmentation(TrainableSlotModule):
         super().__init__()
         object.__setattr__(self, 'student', student)
         self.scope = model_scope(student)
-        self.loss_weight = check_weight(loss_weight, 'loss_weight')
+        self.loss_weight = check_loss_weight(loss_weight)
         if wide_configs is not None:
             configs = [without_pretrained(c) for c in wide_configs]
         else:

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ..heads.query_views import QueryLayer, QueryPredictions
 from ..registry import MODELS
+from ..utils.validation import check_loss_weight
 from .detr_head_term import QueryHeadTerm
 
 
@@ -98,14 +99,9 @@ class HungarianMatchingKD(QueryHeadTerm):
                  warmup_iters: int = 0) -> None:
         super().__init__(head=head, teacher_head=teacher_head, layers=layers,
                          loss_weight=loss_weight, warmup_iters=warmup_iters)
-        for name, value in (('cls_weight', cls_weight),
-                            ('l1_weight', l1_weight),
-                            ('giou_weight', giou_weight)):
-            if value < 0:
-                raise ValueError(f'{name} must be >= 0, got {value}.')
-        self.cls_weight = cls_weight
-        self.l1_weight = l1_weight
-        self.giou_weight = giou_weight
+        self.cls_weight = check_loss_weight(cls_weight, 'cls_weight')
+        self.l1_weight = check_loss_weight(l1_weight, 'l1_weight')
+        self.giou_weight = check_loss_weight(giou_weight, 'giou_weight')
         self.score_reweight = score_reweight
 
     def match(self, cls_s: Tensor, box_s: Tensor, probs_t: Tensor,

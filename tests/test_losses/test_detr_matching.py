@@ -111,5 +111,5 @@ def test_layer_losses_add_up_and_gradients_reach_the_student_only():
 
 
 def test_negative_weights_are_refused():
-    with pytest.raises(ValueError, match='l1_weight must be >= 0'):
+    with pytest.raises(ValueError, match='l1_weight must be a finite number >= 0'):
         HungarianMatchingKD(l1_weight=-1)
