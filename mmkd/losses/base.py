@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 from mmengine.structures import BaseDataElement
 
-from ..recorders import ReadSpec
+from ..recorders import MethodCalls, ReadSpec
 from ..slots import ModelSlot, TeacherEnsemble
 from ..utils.validation import check_iterations, check_loss_weight
 
@@ -21,6 +21,15 @@ def as_levels(value: Any, side: str, term: str) -> List[torch.Tensor]:
         f'Term {term!r}: the {side} record is a {type(value).__name__}, not '
         'a tensor or a tuple of tensors. Read a module whose output (or '
         'input) is a feature map, e.g. "neck" or "neck.fpn_convs.0".')
+
+
+def as_method_calls(value: Any, side: str, term: str) -> MethodCalls:
+    """A recorded value that must be method calls (a head term's record),
+    or a TypeError naming the term and the side."""
+    if not isinstance(value, MethodCalls):
+        raise TypeError(f'Term {term!r}: the {side} record is a '
+                        f'{type(value).__name__}, not method calls.')
+    return value
 
 
 class DistillTerm(nn.Module):

@@ -10,7 +10,7 @@ from ..heads.views import (STUDENT_METHODS, TEACHER_METHODS, DenseHeadView,
                            check_alignment, view_for)
 from ..recorders import MethodCalls
 from ..slots import ModelSlot, TeacherEnsemble
-from .base import DistillTerm
+from .base import DistillTerm, as_method_calls
 
 
 class DenseHeadTerm(DistillTerm):
@@ -67,10 +67,7 @@ class DenseHeadTerm(DistillTerm):
                     'align the spatial sizes).')
 
     def parse_record(self, value: Any, side: str) -> MethodCalls:
-        if not isinstance(value, MethodCalls):
-            raise TypeError(f'Term {self.name!r}: the {side} record is a '
-                            f'{type(value).__name__}, not method calls.')
-        return value
+        return as_method_calls(value, side, self.name)
 
     def setup(self, student_calls: MethodCalls, teacher_calls: MethodCalls,
               student_model: nn.Module) -> None:

@@ -11,7 +11,7 @@ from ..heads.query_views import (STUDENT_METHODS, TEACHER_METHODS,
                                  collect_query_predictions, decoder_depth,
                                  resolve_layer_pairs)
 from ..recorders import MethodCalls
-from .base import DistillTerm
+from .base import DistillTerm, as_method_calls
 
 
 class QueryHeadTerm(DistillTerm):
@@ -66,10 +66,7 @@ class QueryHeadTerm(DistillTerm):
         self.families: Dict[str, str] = {}
 
     def parse_record(self, value: Any, side: str) -> MethodCalls:
-        if not isinstance(value, MethodCalls):
-            raise TypeError(f'Term {self.name!r}: the {side} record is a '
-                            f'{type(value).__name__}, not method calls.')
-        return value
+        return as_method_calls(value, side, self.name)
 
     def _forward_call(self, calls: MethodCalls, side: str):
         spec = self.student_spec if side == 'student' else self.teacher_spec

@@ -14,7 +14,7 @@ from ..heads.roi import (LOSS_AND_TARGET, RoIPredictions, class_deltas,
 from ..heads.views import bind_call
 from ..recorders import MethodCalls, require_module
 from ..slots import ModelSlot, slot_autocast
-from .base import DistillTerm, as_levels
+from .base import DistillTerm, as_levels, as_method_calls
 
 
 class RoIHeadTerm(DistillTerm):
@@ -120,10 +120,7 @@ class RoIHeadTerm(DistillTerm):
     def parse_record(self, value: Any, side: str) -> Any:
         if side == 'teacher':
             return as_levels(value, side, self.name)
-        if not isinstance(value, MethodCalls):
-            raise TypeError(f'Term {self.name!r}: the student record is a '
-                            f'{type(value).__name__}, not method calls.')
-        return value
+        return as_method_calls(value, side, self.name)
 
     def setup(self, student_calls: MethodCalls, teacher_levels: List[Tensor],
               student_model: nn.Module) -> None:
