@@ -80,15 +80,13 @@ def seg_scope():
 def save_teacher(model_cfg: dict, path: str, scope: str) -> str:
     """Build ``model_cfg`` (random weights, fixed seed) and save it."""
     from mmengine.registry import MODELS
-    from mmkd.distillers.probe import UNINITIALISED_MAGNITUDE
+    from mmkd.distillers.probe import holds_uninitialised_memory
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope(scope):
         model = MODELS.build(copy.deepcopy(model_cfg))
     with torch.no_grad():  # uninitialised memory (a DETR's level_embed)
         for param in model.parameters():
-            if param.numel() and (
-                    not torch.isfinite(param).all() or
-                    param.abs().max() > UNINITIALISED_MAGNITUDE):
+            if holds_uninitialised_memory(param):
                 param.zero_()
     torch.save(dict(state_dict=model.state_dict(), meta={}), path)
     return path

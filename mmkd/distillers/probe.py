@@ -25,6 +25,15 @@ def is_batch_norm(module: nn.Module) -> bool:
 UNINITIALISED_MAGNITUDE = 1e3
 
 
+def holds_uninitialised_memory(param: torch.Tensor) -> bool:
+    """A floating parameter with a NaN, an inf or a value beyond
+    :data:`UNINITIALISED_MAGNITUDE`: memory no initialiser wrote."""
+    if not param.is_floating_point() or param.numel() == 0:
+        return False
+    return not bool(torch.isfinite(param).all()) or \
+        bool(param.abs().max() > UNINITIALISED_MAGNITUDE)
+
+
 @contextmanager
 def uninitialised_parameters_zeroed(module: nn.Module) -> Iterator[None]:
     """Zero, for the duration, the parameters that hold uninitialised
@@ -35,22 +44,17 @@ def uninitialised_parameters_zeroed(module: nn.Module) -> Iterator[None]:
     with ``torch.Tensor(*shape)`` (mmdet's Deformable DETR and DINO
     ``level_embed``): until then it holds whatever the memory held, now
     and then values near 1e33 or NaN, which overflow the encoder and make
-    the Hungarian matcher fail on a NaN cost. A parameter with a NaN, an
-    inf or a value beyond :data:`UNINITIALISED_MAGNITUDE` is such memory;
-    the probe's results (the calls recorded, the shapes) do not depend on
-    it being zero.
+    the Hungarian matcher fail on a NaN cost
+    (:func:`holds_uninitialised_memory` tells such memory); the probe's
+    results (the calls recorded, the shapes) do not depend on it being
+    zero.
     """
     saved = []
     with torch.no_grad():
         for param in module.parameters():
-            if not param.is_floating_point() or param.numel() == 0:
-                continue
-            finite = torch.isfinite(param)
-            if finite.all() and \
-                    param.abs().max() <= UNINITIALISED_MAGNITUDE:
-                continue
-            saved.append((param, param.detach().clone()))
-            param.zero_()
+            if holds_uninitialised_memory(param):
+                saved.append((param, param.detach().clone()))
+                param.zero_()
     try:
         yield
     finally:
