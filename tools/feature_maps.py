@@ -46,6 +46,7 @@ from mmkd.distillers.teacher import (build_model_in_scope,  # noqa: E402
                                      resolve_model_config)
 from mmkd.recorders import require_module  # noqa: E402
 from mmkd.utils.checkpoint import (load_state_dict_file,  # noqa: E402
+                                   load_state_dict_strictly,
                                    load_teacher_weights)
 
 STUDENT_PREFIX = 'student.'
@@ -94,12 +95,13 @@ def default_modules(cfg: Config) -> Tuple[str, str]:
 def load_student_weights(model: nn.Module, checkpoint: str) -> None:
     """A training checkpoint's ``student.`` weights, or an exported
     student's, strictly."""
-    state = load_state_dict_file(checkpoint, owner='student')
-    state = state.get('state_dict', state)
+    loaded = load_state_dict_file(checkpoint, owner='student')
+    state = loaded.get('state_dict', loaded) if isinstance(loaded, dict) \
+        else {}
     prefixed = any(k.startswith(STUDENT_PREFIX) for k in state)
-    load_teacher_weights(model, checkpoint,
-                         strip_prefix=STUDENT_PREFIX if prefixed else None,
-                         owner='student')
+    load_state_dict_strictly(model, loaded, checkpoint,
+                             strip_prefix=STUDENT_PREFIX if prefixed
+                             else None, owner='student')
 
 
 def read_image(path: str, size: Tuple[int, int]) -> torch.Tensor:

@@ -201,8 +201,32 @@ def load_teacher_weights(model: nn.Module,
         RuntimeError: keys or shapes do not fit the model; the message
             lists the missing and unexpected keys.
     """
-    state_dict = _extract_state_dict(
-        load_state_dict_file(checkpoint, owner=owner), checkpoint)
+    load_state_dict_strictly(
+        model, load_state_dict_file(checkpoint, owner=owner), checkpoint,
+        strip_prefix, owner)
+
+
+def load_state_dict_strictly(model: nn.Module, checkpoint: object,
+                             source: str,
+                             strip_prefix: Optional[str] = None,
+                             owner: str = 'teacher') -> None:
+    """:func:`load_teacher_weights` from a checkpoint already loaded
+    (:func:`load_state_dict_file`), for a caller that reads it too.
+
+    Args:
+        model: the model built from its config.
+        checkpoint: the loaded checkpoint (with or without MMEngine's
+            ``state_dict`` wrapper).
+        source: where it came from, for the messages.
+        strip_prefix: optional key prefix to remove first; keys without
+            it are dropped.
+        owner: how the config names the model, for the messages.
+
+    Raises:
+        RuntimeError: it holds no state dict, or keys or shapes do not fit
+            the model.
+    """
+    state_dict = _extract_state_dict(checkpoint, source)
     if strip_prefix:
         state_dict = OrderedDict(
             (k[len(strip_prefix):], v) for k, v in state_dict.items()
@@ -218,8 +242,8 @@ def load_teacher_weights(model: nn.Module,
         if hasattr(state_dict[k], 'shape')
         and tuple(state_dict[k].shape) != tuple(own[k].shape))
     if missing or unexpected or mismatched:
-        lines = [f'Teacher checkpoint {checkpoint!r} does not fit the '
-                 'teacher config.']
+        lines = [f'The {owner} checkpoint {source!r} does not fit the '
+                 f'{owner}\'s config.']
         if missing:
             lines.append(f'  missing keys ({len(missing)}): '
                          f'{_preview(missing)}')
@@ -229,7 +253,7 @@ def load_teacher_weights(model: nn.Module,
         if mismatched:
             lines.append(f'  shape mismatches ({len(mismatched)}): '
                          f'{_preview(mismatched, 5)}')
-        lines.append('Check that teacher.config is the config this '
-                     'checkpoint was trained with.')
+        lines.append(f'Check that the {owner}\'s config is the config '
+                     'this checkpoint was trained with.')
         raise RuntimeError('\n'.join(lines))
     model.load_state_dict(state_dict, strict=True)

@@ -8,7 +8,8 @@ from mmengine.logging import HistoryBuffer, MessageHub
 
 from mmkd.utils import (is_url, load_state_dict_file, load_teacher_weights,
                         nearest_names)
-from mmkd.utils.checkpoint import history_buffer_statistic, hub_cache_path
+from mmkd.utils.checkpoint import (history_buffer_statistic, hub_cache_path,
+                                   load_state_dict_strictly)
 
 
 def test_mmengine_resume_state_loads_with_weights_only(tmp_path):
@@ -169,3 +170,31 @@ def test_a_distiller_with_an_unreachable_teacher_url_says_which(
                                         student='neck', teacher='neck')),
                   probe_size=(64, 64))
     assert offline == [URL]
+
+
+def test_a_checkpoint_that_does_not_fit_names_its_owner(tmp_path):
+    """The message says whose checkpoint it is: a student's checkpoint
+    (tools/feature_maps.py) is not called a teacher's."""
+    source = torch.nn.Conv2d(3, 4, 1)
+    path = tmp_path / 'student.pth'
+    torch.save(dict(state_dict=source.state_dict()), path)
+    target = torch.nn.Conv2d(3, 8, 1)
+    with pytest.raises(RuntimeError, match=r"^The student checkpoint .*"
+                       r"student.pth' does not fit the student's config"):
+        load_teacher_weights(target, str(path), owner='student')
+
+
+def test_a_loaded_checkpoint_is_fitted_with_its_prefix_stripped():
+    """load_state_dict_strictly takes what load_state_dict_file returned,
+    so a caller that reads the checkpoint itself loads it once."""
+    torch.manual_seed(0)
+    source = torch.nn.Conv2d(3, 4, 1)
+    loaded = dict(state_dict={f'student.{k}': v for k, v in
+                              source.state_dict().items()} |
+                  {'distill_terms.fpn.weight': torch.zeros(1)})
+    target = torch.nn.Conv2d(3, 4, 1)
+    load_state_dict_strictly(target, loaded, 'in memory',
+                             strip_prefix='student.', owner='student')
+    assert torch.equal(target.weight, source.weight)
+    with pytest.raises(RuntimeError, match='in memory.*holds no state dict'):
+        load_state_dict_strictly(target, [1, 2], 'in memory')
