@@ -2,11 +2,16 @@
 
 For one image, the activation maps of a module (e.g. every FPN level) of
 the teacher, the distilled student and, optionally, the student trained
-alone, side by side, each with its agreement with the teacher::
+alone, side by side, each with its agreement with the teacher and its
+predictions (boxes, or a label map); given the image's annotations, also
+the weights of every term that weighs locations (FGFI's anchor mask,
+FGD's foreground, a box mask, LD's main or valuable localization region)
+in a loss step on that image::
 
     python tools/feature_maps.py DISTILL_CONFIG CHECKPOINT IMAGE \
         [--baseline STUDENT_ALONE_CKPT] [--module neck] \
         [--teacher-module neck] [--size 512 512] \
+        [--annotations COCO_JSON] [--score-thr 0.3] \
         [--teacher-checkpoint CKPT] -o maps.png
 
 ``DISTILL_CONFIG`` is the mmkd config the student was trained with: it
@@ -26,10 +31,11 @@ student's resized to the teacher's where they differ), 1 when the student
 puts its activation where the teacher does. The numbers are also printed.
 """
 import argparse
+import json
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -42,12 +48,12 @@ from mmengine.config import Config  # noqa: E402
 
 import mmkd  # noqa: E402,F401  (registers the terms the configs name)
 from mmkd.distillers.probe import make_probe_batch  # noqa: E402
-from mmkd.distillers.teacher import (build_model_in_scope,  # noqa: E402
-                                     resolve_model_config)
+from mmkd.distillers.teacher import build_model_in_scope  # noqa: E402
 from mmkd.recorders import require_module  # noqa: E402
+from mmkd.term_weights import term_weight_maps  # noqa: E402
+from mmkd.utils.model_kind import is_segmentor  # noqa: E402
 from mmkd.utils.checkpoint import (load_state_dict_file,  # noqa: E402
-                                   load_state_dict_strictly,
-                                   load_teacher_weights)
+                                   load_state_dict_strictly)
 
 STUDENT_PREFIX = 'student.'
 
@@ -116,6 +122,61 @@ def read_image(path: str, size: Tuple[int, int]) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
 
 
+def image_ground_truth(annotations: str, image_path: str,
+                       scale: Tuple[float, float]
+                       ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The image's boxes (x1, y1, x2, y2, scaled by ``scale`` = (sx, sy))
+    and labels (the index of the category among the file's categories
+    sorted by id) from a COCO annotation file, found by file name."""
+    with open(annotations) as f:
+        coco = json.load(f)
+    name = osp.basename(image_path)
+    images = [im for im in coco.get('images', [])
+              if osp.basename(im.get('file_name', '')) == name]
+    if not images:
+        known = [osp.basename(im.get('file_name', ''))
+                 for im in coco.get('images', [])[:3]]
+        raise ValueError(
+            f'{annotations} has no image named {name!r} (its images are '
+            f'named like {known}); give the annotation file of the image\'s '
+            'data set.')
+    labels = {c['id']: i for i, c in enumerate(
+        sorted(coco.get('categories', []), key=lambda c: c['id']))}
+    sx, sy = scale
+    boxes, classes = [], []
+    for ann in coco.get('annotations', []):
+        if ann.get('image_id') != images[0]['id'] or ann.get('iscrowd'):
+            continue
+        x, y, w, h = ann['bbox']
+        boxes.append([x * sx, y * sy, (x + w) * sx, (y + h) * sy])
+        classes.append(labels.get(ann['category_id'], 0))
+    return (torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+            torch.tensor(classes, dtype=torch.long))
+
+
+def model_batch(model: nn.Module, image: torch.Tensor,
+                boxes: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+                ) -> Tuple[torch.Tensor, List]:
+    """The image preprocessed as ``model`` takes it, with data samples
+    (the image's boxes and labels as ground truth when given)."""
+    _, samples = make_probe_batch(model, tuple(image.shape[-2:]),
+                                  batch_size=1)
+    if boxes is not None:
+        from mmengine.structures import InstanceData
+        extra = set(samples[0].gt_instances.keys()) - {'bboxes', 'labels'}
+        if extra or 'gt_sem_seg' in samples[0] or 'proposals' in samples[0]:
+            raise ValueError(
+                f'{type(model).__name__} trains on more ground truth than '
+                'boxes (instance masks, a semantic map or proposals); the '
+                'term masks are drawn for box detectors only: leave out '
+                '--annotations.')
+        samples[0].gt_instances = InstanceData(bboxes=boxes[0],
+                                               labels=boxes[1])
+    data = model.data_preprocessor(dict(inputs=[image],
+                                        data_samples=samples), False)
+    return data['inputs'], data['data_samples']
+
+
 @torch.no_grad()
 def module_maps(model: nn.Module, path: str, image: torch.Tensor,
                 name: str) -> List[torch.Tensor]:
@@ -126,11 +187,7 @@ def module_maps(model: nn.Module, path: str, image: torch.Tensor,
         lambda mod, args, out: outputs.append(out))
     try:
         model.eval()
-        inputs = model.data_preprocessor(
-            dict(inputs=[image], data_samples=None), False)['inputs']
-        _, samples = make_probe_batch(model, tuple(inputs.shape[-2:]),
-                                      batch_size=1)
-        model._forward(inputs, samples)
+        model._forward(*model_batch(model, image))
     finally:
         handle.remove()
     if not outputs:
@@ -139,15 +196,62 @@ def module_maps(model: nn.Module, path: str, image: torch.Tensor,
     return [attention_map(x) for x in as_levels(outputs[0])]
 
 
+@torch.no_grad()
+def predictions(model: nn.Module, image: torch.Tensor,
+                score_thr: float) -> Union[torch.Tensor, np.ndarray]:
+    """A detector's boxes scoring at least ``score_thr`` as an (K, 6)
+    array of x1, y1, x2, y2, score, label; a segmentor's (H, W) label
+    map."""
+    model.eval()
+    if is_segmentor(model):
+        result = model.predict(*model_batch(model, image))[0]
+        return result.pred_sem_seg.data[0].cpu()
+    result = model.predict(*model_batch(model, image), rescale=False)[0]
+    pred = result.pred_instances
+    keep = pred.scores >= score_thr
+    return torch.cat([pred.bboxes[keep], pred.scores[keep, None],
+                      pred.labels[keep, None].float()], 1).cpu().numpy()
+
+
+def _show_predictions(ax, rgb: np.ndarray,
+                      pred: Union[torch.Tensor, np.ndarray]) -> str:
+    """Draw boxes on the image, or a label map; returns the title."""
+    if isinstance(pred, torch.Tensor):
+        ax.imshow(pred.numpy(), cmap='tab20', vmin=0, vmax=19,
+                  interpolation='nearest')
+        return 'predicted labels'
+    ax.imshow(rgb)
+    for x1, y1, x2, y2, score, label in pred:
+        ax.add_patch(_rectangle(x1, y1, x2, y2, 'lime'))
+        ax.text(x1, y1, f'{int(label)} {score:.2f}', color='lime',
+                fontsize=6, va='bottom')
+    return f'{len(pred)} boxes'
+
+
+def _rectangle(x1, y1, x2, y2, color: str):
+    import matplotlib.patches as patches
+    return patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False,
+                             edgecolor=color, linewidth=1)
+
+
 def draw(image: torch.Tensor, rows: Dict[str, List[torch.Tensor]],
-         scores: Dict[str, List[float]], module: str, out: str) -> None:
-    """One row per model: the image, then one panel per level."""
+         scores: Dict[str, List[float]], module: str, out: str,
+         preds: Optional[Dict[str, object]] = None,
+         masks: Optional[Dict[str, List[torch.Tensor]]] = None,
+         boxes: Optional[torch.Tensor] = None) -> None:
+    """One row per model: the image, one panel per level and its
+    predictions; then one row per term that weighs locations: the image
+    with its ground-truth boxes, then the term's weights per level."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    cols = 1 + max(len(maps) for maps in rows.values())
-    fig, axes = plt.subplots(len(rows), cols,
-                             figsize=(2.2 * cols, 2.3 * len(rows)),
+    preds, masks = preds or {}, masks or {}
+    levels = max([len(m) for m in rows.values()] +
+                 [len(m) for m in masks.values()])
+    cols = 1 + levels + (1 if preds else 0)
+    fig, axes = plt.subplots(len(rows) + len(masks), cols,
+                             figsize=(2.2 * cols,
+                                      2.3 * (len(rows) + len(masks))),
                              squeeze=False)
     rgb = image.permute(1, 2, 0).numpy()[..., ::-1]
     for r, (name, maps) in enumerate(rows.items()):
@@ -161,8 +265,26 @@ def draw(image: torch.Tensor, rows: Dict[str, List[torch.Tensor]],
             if name != 'teacher':
                 title += f'\ncos {scores[name][c - 1]:.2f} to teacher'
             axes[r][c].set_title(title, fontsize=8)
-        for c in range(cols):
-            axes[r][c].axis('off')
+        if name in preds:
+            axes[r][-1].set_title(
+                f'{name}: ' + _show_predictions(axes[r][-1], rgb,
+                                                preds[name]), fontsize=8)
+    for r, (term, weights) in enumerate(masks.items(), start=len(rows)):
+        axes[r][0].imshow(rgb)
+        for x1, y1, x2, y2 in (boxes if boxes is not None else []):
+            axes[r][0].add_patch(_rectangle(x1, y1, x2, y2, 'cyan'))
+        axes[r][0].set_title(f'term {term!r}: gt boxes', fontsize=8)
+        for c, weight in enumerate(weights, start=1):
+            w = weight.numpy()
+            axes[r][c].imshow(w, cmap='viridis', vmin=0,
+                              vmax=max(float(w.max()), 1e-12),
+                              interpolation='nearest')
+            axes[r][c].set_title(
+                f'{term} weights [{c - 1}]\n{int((w > 0).sum())} of '
+                f'{w.size} locations', fontsize=8)
+    for row in axes:
+        for ax in row:
+            ax.axis('off')
     fig.tight_layout()
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     fig.savefig(out, dpi=100)
@@ -174,15 +296,19 @@ def feature_maps(config: str, checkpoint: str, image_path: str, out: str,
                  module: Optional[str] = None,
                  teacher_module: Optional[str] = None,
                  size: Sequence[int] = (512, 512),
-                 teacher_checkpoint: Optional[str] = None
-                 ) -> Dict[str, List[float]]:
-    """Draw the maps; returns, per student row, each level's agreement
-    with the teacher (cosine similarity of the attention maps).
+                 teacher_checkpoint: Optional[str] = None,
+                 annotations: Optional[str] = None,
+                 score_thr: float = 0.3) -> Dict[str, List[float]]:
+    """Draw the maps, the models' predictions and, given the image's
+    annotations, the weights of the terms that weigh locations; returns,
+    per student row, each level's agreement with the teacher (cosine
+    similarity of the attention maps).
 
     Raises:
         ValueError: the config is no distill config, or a module gives no
             feature map, or the two models give different numbers of
-            levels.
+            levels, or the annotations do not hold the image (or are
+            given for a segmentor).
         KeyError: a module path the model does not have (with the nearest
             valid paths).
     """
@@ -196,30 +322,50 @@ def feature_maps(config: str, checkpoint: str, image_path: str, out: str,
     module = module or default_student
     teacher_module = teacher_module or (default_teacher if
                                         module == default_student else module)
-    teacher_cfg, teacher_scope = resolve_model_config(
-        cfg.model.teacher.config, scope)
-    teacher = build_model_in_scope(teacher_cfg, teacher_scope)
-    load_teacher_weights(teacher,
-                         teacher_checkpoint or cfg.model.teacher.checkpoint)
+    raw = cv2.imread(image_path, cv2.IMREAD_COLOR)
     image = read_image(image_path, tuple(size))
-    rows = {'teacher': module_maps(teacher, teacher_module, image,
-                                   'teacher')}
-    students = {'distilled': checkpoint}
+    if teacher_checkpoint:
+        cfg.model.teacher.checkpoint = teacher_checkpoint
+    # the teacher and the distilled student as the distiller builds them
+    # (its terms are needed for their weights)
+    distiller = build_model_in_scope(cfg.model, scope)
+    if annotations and is_segmentor(distiller.student):
+        raise ValueError(
+            '--annotations gives ground-truth boxes, which only '
+            'detectors\' terms weigh locations by; leave it out for a '
+            'segmentor.')
+    load_student_weights(distiller.student, checkpoint)
+    models = {'teacher': (distiller.teacher, teacher_module),
+              'distilled': (distiller.student, module)}
     if baseline:
-        students['student alone'] = baseline
-    for name, ckpt in students.items():
-        student = build_model_in_scope(cfg.model.student, scope)
-        load_student_weights(student, ckpt)
-        rows[name] = module_maps(student, module, image, 'student')
+        alone = build_model_in_scope(cfg.model.student, scope)
+        load_student_weights(alone, baseline)
+        models['student alone'] = (alone, module)
+    rows = {}
+    for name, (model, path) in models.items():
+        rows[name] = module_maps(model, path, image,
+                                 'teacher' if name == 'teacher'
+                                 else 'student')
         if len(rows[name]) != len(rows['teacher']):
             raise ValueError(
                 f'The student\'s {module!r} gives {len(rows[name])} '
                 f'level(s), the teacher\'s {teacher_module!r} '
                 f'{len(rows["teacher"])}: name modules that match with '
                 '--module and --teacher-module.')
+    preds = {name: predictions(model, image, score_thr)
+             for name, (model, _) in models.items()}
+    masks, boxes = {}, None
+    if annotations:
+        boxes = image_ground_truth(
+            annotations, image_path,
+            (size[1] / raw.shape[1], size[0] / raw.shape[0]))
+        distiller.eval()
+        masks = term_weight_maps(
+            distiller, *model_batch(distiller.student, image, boxes))
+        boxes = boxes[0]
     scores = {name: [agreement(s, t) for s, t in zip(maps, rows['teacher'])]
               for name, maps in rows.items() if name != 'teacher'}
-    draw(image, rows, scores, module, out)
+    draw(image, rows, scores, module, out, preds, masks, boxes)
     return scores
 
 
@@ -242,12 +388,21 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         metavar=('H', 'W'))
     parser.add_argument('--teacher-checkpoint',
                         help='instead of the config\'s teacher checkpoint')
+    parser.add_argument('--annotations',
+                        help='a COCO annotation file holding the image '
+                        '(found by file name): its boxes are the ground '
+                        'truth of one loss step, and each term that weighs '
+                        'locations (FGFI, FGD, a box mask, LD regions) gets '
+                        'a row of its weights (detectors only)')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='boxes drawn from this score (default 0.3)')
     parser.add_argument('-o', '--out', required=True, help='the PNG file')
     args = parser.parse_args(argv)
     scores = feature_maps(args.config, args.checkpoint, args.image,
                           args.out, args.baseline, args.module,
                           args.teacher_module, args.size,
-                          args.teacher_checkpoint)
+                          args.teacher_checkpoint, args.annotations,
+                          args.score_thr)
     print(f'wrote {args.out}')
     for name, values in scores.items():
         print(f'  {name}: cosine to the teacher per level: ' +

@@ -1,9 +1,10 @@
 """The base of terms that compare student and teacher feature maps level
 by level, after aligning channels (an optional adaptor) and H×W."""
-from typing import List, Optional, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
+from mmengine.structures import BaseDataElement
 
 from ..adaptors import align_spatial
 from ..registry import MODELS
@@ -38,6 +39,16 @@ class AlignedFeatureTerm(DistillTerm):
         super().__init__(student, teacher, loss_weight, warmup_iters)
         self.adaptor_cfg = adaptor
         self.adaptors = nn.ModuleList()
+
+    def location_weights(self, teacher_levels: List[torch.Tensor],
+                         data_samples: Sequence[BaseDataElement]
+                         ) -> Optional[List[torch.Tensor]]:
+        """The (N, 1, H, W) weight of each location, one map a level, for
+        terms that weigh locations (a ground-truth or anchor mask, FGD's
+        scale-weighted foreground); ``None`` when every location weighs
+        the same. Such terms use it in :meth:`compute`;
+        ``tools/feature_maps.py`` draws it."""
+        return None
 
     def setup(self, student_levels: List[torch.Tensor],
               teacher_levels: List[torch.Tensor],

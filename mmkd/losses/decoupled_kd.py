@@ -199,8 +199,11 @@ class DecoupledHeadKD(DenseHeadTerm):
                                  self.alpha, self.beta, self.nckd)
         return kd * self.temperature**2
 
+    def prior_region(self, preds: DensePredictions) -> Tensor:
+        return region_mask(preds, self.region, assigner_topk(preds))
+
     def loss(self, preds: DensePredictions) -> Tensor:
-        mask = region_mask(preds, self.region, assigner_topk(preds))
+        mask = self.prior_region(preds)
         if self.region == 'valid':
             # nearly every prior: masked, no gather, no host round trip
             kd = self.per_prior(preds) * preds.label_weights

@@ -169,3 +169,11 @@ class DenseHeadTerm(DistillTerm):
     def loss(self, preds: DensePredictions) -> torch.Tensor:
         """The unweighted loss from the aligned predictions."""
         raise NotImplementedError
+
+    def prior_region(self, preds: DensePredictions
+                     ) -> Optional[torch.Tensor]:
+        """(N,) bool: the priors the loss reads (a region such as LD's
+        main or valuable localization region), or ``None`` when it reads
+        every prior. Terms with a ``region`` read it in :meth:`loss`;
+        ``tools/feature_maps.py`` draws it."""
+        return None

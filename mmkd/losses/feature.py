@@ -93,14 +93,20 @@ class FeatureImitation(AlignedFeatureTerm):
         if self.mask is not None:
             self.mask.setup(student_model)
 
+    def location_weights(self, teacher_levels: List[torch.Tensor],
+                         data_samples: Sequence[BaseDataElement]
+                         ) -> Optional[List[torch.Tensor]]:
+        if self.mask is None:
+            return None
+        return self.mask([t.shape for t in teacher_levels], data_samples,
+                         teacher_levels[0].device)
+
     def compute(self, student_levels: List[torch.Tensor],
                 teacher_levels: List[torch.Tensor],
                 data_samples: Sequence[BaseDataElement]) -> torch.Tensor:
         student_levels = self.align(student_levels, teacher_levels)
-        weights = [None] * len(teacher_levels)
-        if self.mask is not None:
-            weights = self.mask([t.shape for t in teacher_levels],
-                                data_samples, teacher_levels[0].device)
+        weights = self.location_weights(teacher_levels, data_samples) or \
+            [None] * len(teacher_levels)
         errors = [weighted_squared_error(s, t, w) for s, t, w in
                   zip(student_levels, teacher_levels, weights)]
         # float32 counts: a bfloat16 teacher record must not round N·H·W

@@ -269,23 +269,36 @@ class FocalGlobalKD(AlignedFeatureTerm):
             self.student_relations.append(GlobalContextRelation(t.shape[1]))
             self.teacher_relations.append(GlobalContextRelation(t.shape[1]))
 
-    def compute(self, student_levels: List[torch.Tensor],
-                teacher_levels: List[torch.Tensor],
-                data_samples: Sequence[BaseDataElement]) -> torch.Tensor:
-        student_levels = self.align(student_levels, teacher_levels)
-        # padded once for every level: (N, K, 4) float32 and (N, K)
+    def box_masks(self, teacher_levels: List[torch.Tensor],
+                  data_samples: Sequence[BaseDataElement]
+                  ) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """Each level's ``(fg, bg)`` masks (:func:`level_box_masks`),
+        the boxes padded once for every level."""
         boxes, present = padded_boxes(
             [_gt_boxes(sample) for sample in data_samples],
             teacher_levels[0].new_zeros((), dtype=torch.float32))
         input_shape = tuple(data_samples[0].metainfo['batch_input_shape'])
+        return [level_box_masks(boxes, present, t.shape[-2:], input_shape)
+                for t in teacher_levels]
+
+    def location_weights(self, teacher_levels: List[torch.Tensor],
+                         data_samples: Sequence[BaseDataElement]
+                         ) -> List[torch.Tensor]:
+        """The scale-weighted foreground masks (the background's weight
+        is their complement, normalised per image)."""
+        return [fg for fg, _ in self.box_masks(teacher_levels, data_samples)]
+
+    def compute(self, student_levels: List[torch.Tensor],
+                teacher_levels: List[torch.Tensor],
+                data_samples: Sequence[BaseDataElement]) -> torch.Tensor:
+        student_levels = self.align(student_levels, teacher_levels)
+        masks = self.box_masks(teacher_levels, data_samples)
         total = teacher_levels[0].new_zeros((), dtype=torch.float32)
-        for s, t, r_s, r_t in zip(student_levels, teacher_levels,
-                                  self.student_relations,
-                                  self.teacher_relations):
+        for s, t, r_s, r_t, (fg, bg) in zip(student_levels, teacher_levels,
+                                             self.student_relations,
+                                             self.teacher_relations, masks):
             s, t = s.float(), t.float()
             diff = s - t
-            fg, bg = level_box_masks(boxes, present, t.shape[-2:],
-                                     input_shape)
             fg_loss, bg_loss, attention_loss = _focal_losses(
                 diff, s, t, fg, bg, self.temperature)
             # R_s(s) − R_t(t) = (s − t) + (residual_s − residual_t)

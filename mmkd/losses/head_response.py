@@ -217,8 +217,11 @@ class HeadClassificationKD(DenseHeadTerm):
             teacher = standardize_logits(teacher.detach())
         return softmax_kd(student, teacher, self.temperature)
 
+    def prior_region(self, preds: DensePredictions) -> Tensor:
+        return region_mask(preds, self.region, assigner_topk(preds))
+
     def loss(self, preds: DensePredictions) -> Tensor:
-        mask = region_mask(preds, self.region, assigner_topk(preds))
+        mask = self.prior_region(preds)
         if self.region == 'valid':
             # nearly every prior: masking all rows is cheaper than
             # gathering them and needs no host synchronisation on a GPU

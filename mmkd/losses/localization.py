@@ -120,9 +120,12 @@ class LocalizationDistillation(DenseHeadTerm):
         self.temperature = temperature
         self.vlr_low = vlr_low
 
+    def prior_region(self, preds: DensePredictions) -> Tensor:
+        return region_mask(preds, self.region, assigner_topk(preds),
+                           self.vlr_low)
+
     def loss(self, preds: DensePredictions) -> Tensor:
-        rows = preds.select(region_mask(preds, self.region,
-                                        assigner_topk(preds), self.vlr_low))
+        rows = preds.select(self.prior_region(preds))
         score = rows.cls_student.detach().sigmoid().max(1)[0]
         kl = distribution_kl(rows.reg_student, rows.reg_teacher,
                              preds.student_head.reg_max + 1,

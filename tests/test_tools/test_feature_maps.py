@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from mmengine.config import ConfigDict
 from conftest import REPO, save_teacher, tiny_pspnet, tiny_retinanet
 
 sys.path.insert(0, osp.join(REPO, 'tools'))
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.usefixtures('no_leftover_scope')
 
 
 def _distill_config(tmp_path, student: dict, teacher: dict, scope: str,
-                    read: str) -> str:
+                    read: str, mask: dict = None) -> str:
     teacher_ckpt = save_teacher(teacher, str(tmp_path / 'teacher.pth'),
                                 scope)
     path = tmp_path / 'distill.py'
@@ -27,7 +28,7 @@ def _distill_config(tmp_path, student: dict, teacher: dict, scope: str,
         f'    teacher=dict(config=dict(default_scope={scope!r}, '
         f'model={teacher!r}), checkpoint={teacher_ckpt!r}),\n'
         f'    distill=dict(fpn=dict(type="FeatureImitation", '
-        f'student={read!r}, teacher={read!r})))\n')
+        f'student={read!r}, teacher={read!r}, mask={mask!r})))\n')
     return str(path)
 
 
@@ -69,9 +70,88 @@ def test_det_maps_per_fpn_level_and_their_agreement(tmp_path, det_scope):
     assert scores['distilled'] == pytest.approx([1.0] * 3, abs=1e-5)
     assert all(-1 <= s < 0.9999 for s in scores['student alone'])
     picture = cv2.imread(out)
-    # three rows (teacher, distilled, alone), four columns (image + levels)
+    # three rows (teacher, distilled, alone), five columns (image, levels,
+    # predictions)
     assert picture is not None
-    assert picture.shape[0] > picture.shape[1] * 3 / 4 * 0.9
+    assert picture.shape[1] / picture.shape[0] == pytest.approx(
+        5 * 2.2 / (3 * 2.3), rel=0.05)
+
+
+def _annotations(tmp_path, boxes) -> str:
+    """A COCO file holding the test image (96 x 80) and its boxes."""
+    import json
+    path = tmp_path / 'ann.json'
+    path.write_text(json.dumps(dict(
+        images=[dict(id=7, file_name='other.png', height=96, width=80),
+                dict(id=3, file_name='image.png', height=96, width=80)],
+        categories=[dict(id=5, name='b'), dict(id=2, name='a')],
+        annotations=[dict(id=i, image_id=3, bbox=b, category_id=5,
+                          iscrowd=0) for i, b in enumerate(boxes)] +
+        [dict(id=99, image_id=7, bbox=[0, 0, 80, 96], category_id=2,
+              iscrowd=0)])))
+    return str(path)
+
+
+def test_the_image_ground_truth_is_read_by_file_name_and_scaled(tmp_path):
+    boxes, labels = tool.image_ground_truth(
+        _annotations(tmp_path, [[8, 12, 40, 48]]),
+        str(tmp_path / 'image.png'), (0.5, 2.0))
+    # x1, y1, x2, y2 scaled by (sx, sy); category 5 is the second by id
+    assert boxes.tolist() == [[4.0, 24.0, 24.0, 120.0]]
+    assert labels.tolist() == [1]
+    with pytest.raises(ValueError, match="no image named 'none.png'"):
+        tool.image_ground_truth(_annotations(tmp_path, []),
+                                str(tmp_path / 'none.png'), (1, 1))
+
+
+def test_annotations_add_a_row_of_each_weighing_terms_masks(
+        tmp_path, det_scope):
+    cfg = tiny_retinanet(8, 16)
+    config = _distill_config(tmp_path, cfg, cfg, 'mmdet', 'neck',
+                             mask=dict(type='GtBoxMask'))
+    plain, masked = str(tmp_path / 'plain.png'), str(tmp_path / 'mask.png')
+    image = _image(tmp_path)
+    tool.feature_maps(config, str(tmp_path / 'teacher.pth'), image, plain,
+                      size=(64, 64))
+    tool.feature_maps(config, str(tmp_path / 'teacher.pth'), image, masked,
+                      size=(64, 64),
+                      annotations=_annotations(tmp_path, [[8, 12, 40, 48]]))
+    rows = [cv2.imread(p).shape[0] for p in (plain, masked)]
+    # teacher and distilled; then the term 'fpn' and its box mask
+    assert rows[1] / rows[0] == pytest.approx(3 / 2, rel=0.05)
+
+
+def test_annotations_for_a_segmentor_are_refused(tmp_path, seg_scope):
+    student = tiny_pspnet(8, 16)
+    config = _distill_config(tmp_path, student, student, 'mmseg',
+                             'decode_head.bottleneck')
+    with pytest.raises(ValueError, match='leave it out for a segmentor'):
+        tool.feature_maps(config, str(tmp_path / 'teacher.pth'),
+                          _image(tmp_path), str(tmp_path / 'x.png'),
+                          size=(64, 64),
+                          annotations=_annotations(tmp_path, []))
+    assert not osp.exists(tmp_path / 'x.png')
+
+
+def test_predictions_are_boxes_or_a_label_map(tmp_path, det_scope):
+    from mmengine.registry import MODELS
+    torch.manual_seed(0)
+    model = MODELS.build(ConfigDict(tiny_retinanet(8, 16)))
+    image = tool.read_image(_image(tmp_path), (64, 64))
+    boxes = tool.predictions(model, image, score_thr=0.0)
+    assert boxes.ndim == 2 and boxes.shape[1] == 6
+    assert (boxes[:, 4] >= 0).all()
+    assert len(tool.predictions(model, image, score_thr=1.01)) == 0
+
+
+def test_a_segmentors_prediction_is_its_label_map(tmp_path, seg_scope):
+    from mmengine.registry import MODELS
+    torch.manual_seed(0)
+    model = MODELS.build(ConfigDict(tiny_pspnet(8, 16)))
+    image = tool.read_image(_image(tmp_path), (64, 48))
+    labels = tool.predictions(model, image, score_thr=0.3)
+    assert tuple(labels.shape) == (64, 48)
+    assert labels.dtype == torch.int64 and int(labels.min()) >= 0
 
 
 def test_seg_student_of_another_width_reads_the_module_the_term_reads(
