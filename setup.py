@@ -21,8 +21,10 @@ MIM_FILES = {'configs': 'configs', 'model-index.yml': 'model-index.yml'}
 # e.g. torch.is_autocast_enabled(device_type), appeared in 2.4; mmengine
 # 0.8.0 cannot print a config with today's yapf, whose FormatCode lost its
 # `verify` argument, and 0.8.5 can (0.8.1-0.8.4 untried); mmsegmentation
-# 1.2.0's wheel lacks the BPE vocabulary its models read at import); the
-# upper bounds exclude the next minor versions, which mmkd has not met. mmcv
+# 1.2.0's wheel lacks the BPE vocabulary its models read at import; mmdet
+# 3.1.0 asserts mmcv < 2.1.0 on import, and mmkd is built and tested with
+# mmcv 2.1.0 only); the upper bounds exclude the next minor versions, which
+# mmkd has not met. mmcv
 # (>=2.1, <2.2 with mmdet 3.2/3.3) is not listed: it must be built with its
 # compiled ops (see tools/setup_env.sh), which pip would not do.
 INSTALL_REQUIRES = [
