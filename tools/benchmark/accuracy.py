@@ -239,6 +239,7 @@ METHODS = {
     # (configs/bench/README.md gives the command)
     ('det', 'recipe'): 'det/recipe_digits_gfl_r18w32_r18w16.py',
     ('seg', 'recipe'): 'seg/recipe_digits_fcn_r18w32_r18w16-d8.py',
+    ('det_rcnn', 'recipe'): 'det/recipe_digits_faster-rcnn_r18w32_r18w16.py',
     # students that learn together or from themselves (issue 18): no
     # external teacher; the trainable slots (a DML peer, BYOT's auxiliary
     # heads, ONE's branches, NetAug's wide model) train from scratch with
