@@ -93,18 +93,10 @@ def save_teacher(model_cfg: dict, path: str, scope: str) -> str:
 
 
 def init_as_the_runner_does(model: torch.nn.Module) -> None:
-    """``model.init_weights()``, as the Runner calls it before training,
-    without the ``Pretrained`` entries of the modules' ``init_cfg`` (no
-    download here). mmdet's DETR ``level_embed`` is uninitialised memory
-    until then, now and then ~1e33 or NaN."""
-    for module in model.modules():
-        init_cfg = getattr(module, 'init_cfg', None)
-        if isinstance(init_cfg, dict):
-            init_cfg = [init_cfg]
-        if isinstance(init_cfg, list):
-            module.init_cfg = [c for c in init_cfg
-                               if c.get('type') != 'Pretrained'] or None
-    model.init_weights()
+    """``model.init_weights()`` as the Runner calls it, offline
+    (:func:`mmkd.utils.init.init_weights_offline`)."""
+    from mmkd.utils.init import init_weights_offline
+    init_weights_offline(model)
 
 
 @pytest.fixture

@@ -89,6 +89,7 @@ from mmengine.registry import MODELS, DefaultScope  # noqa: E402
 
 from mmkd.distillers.probe import make_probe_batch  # noqa: E402
 from mmkd.distillers.teacher import resolve_config_path  # noqa: E402
+from mmkd.utils.init import init_weights_offline  # noqa: E402
 
 CONFIGURATIONS = ('student', 'teacher read', 'distill')
 TEACHER_ROI = 'teacher RoI head on student RoIs'
@@ -132,13 +133,17 @@ def load_config(path: str, tmp_dir: str,
 
 
 def build_models(cfg: Config, device: torch.device):
-    """The distiller and a separate student of the same config."""
+    """The distiller and a separate student of the same config, both
+    initialised as the Runner does (no downloads): a DETR student's
+    ``level_embed`` is uninitialised memory until then."""
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         torch.manual_seed(0)
-        distiller = MODELS.build(copy.deepcopy(cfg.model)).to(device)
+        distiller = MODELS.build(copy.deepcopy(cfg.model))
+        init_weights_offline(distiller)
         torch.manual_seed(0)
-        student = MODELS.build(copy.deepcopy(cfg.model.student)).to(device)
-    return distiller, student
+        student = MODELS.build(copy.deepcopy(cfg.model.student))
+        init_weights_offline(student)
+    return distiller.to(device), student.to(device)
 
 
 def synthetic_batch(student: nn.Module, batch_size: int, size: int,
