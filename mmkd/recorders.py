@@ -42,7 +42,8 @@ class ReadSpec:
     """Where a distillation term reads: a module path and what to record.
 
     Args:
-        path: dotted module path, as in ``model.named_modules()``.
+        path: dotted module path, as in ``model.named_modules()``; ``''``
+            (the model itself) only with ``record='calls'``.
         record: ``'output'`` (default), ``'input'`` (the positional
             arguments of the module's forward; one tensor when there is
             only one) or ``'calls'`` (the calls of ``methods`` on that
@@ -164,7 +165,8 @@ class _Handle:
 
 
 def require_module(modules: Dict[str, nn.Module], path: str,
-                   model_name: str, term: Optional[str] = None) -> nn.Module:
+                   model_name: str, term: Optional[str] = None,
+                   root: bool = False) -> nn.Module:
     """``modules[path]``, or a KeyError naming the nearest valid paths.
 
     Args:
@@ -172,8 +174,11 @@ def require_module(modules: Dict[str, nn.Module], path: str,
         path: the dotted path asked for.
         model_name: ``'student'`` or ``'teacher'``.
         term: the distillation term asking, for the message.
+        root: the empty path (the model itself) is valid too: a term may
+            record the calls of the model's own methods (e.g. a DETR's
+            ``forward_decoder``), never its output.
     """
-    if path and path in modules:
+    if (path or root) and path in modules:
         return modules[path]
     where = f'Term {term!r}: ' if term else ''
     suggestions = nearest_names(path, [n for n in modules if n])
@@ -209,7 +214,8 @@ class ModelRecorder:
                 raise ValueError(
                     f'record must be one of {READ_KINDS}, got '
                     f'{spec.record!r} for {model_name} path {spec.path!r}.')
-            module = require_module(modules, spec.path, model_name)
+            module = require_module(modules, spec.path, model_name,
+                                    root=spec.record == 'calls')
             if spec.record == 'calls':
                 for key in spec.methods:
                     # 'forward' of the module, or 'cls_convs.2.forward' of

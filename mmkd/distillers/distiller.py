@@ -298,11 +298,13 @@ class Distiller(BaseModel):
             term.teacher_choice = choice
             term.student_model = student_model
             require_module(modules[student_model], term.student_spec.path,
-                           self._label(student_model), name)
+                           self._label(student_model), name,
+                           root=term.student_spec.record == 'calls')
             for slot in choice.names:
                 require_module(modules[slot], term.teacher_spec.path,
                                'teacher' if len(self.slots) == 1 else
-                               self._label(slot), name)
+                               self._label(slot), name,
+                               root=term.teacher_spec.record == 'calls')
             term.bind_models(self._model(student_model),
                              [self._slot(n) for n in choice.names])
             terms[name] = term

@@ -9,6 +9,7 @@ from .cross_head import CrossHeadKD
 from .decoupled_kd import DecoupledHeadKD
 from .dense_head_term import DenseHeadTerm
 from .detr_matching import HungarianMatchingKD
+from .detr_points import ConsistentPointsKD
 from .dist import DISTKD, dist_loss
 from .factor_transfer import FactorTransfer
 from .feature import FeatureImitation, weighted_squared_error
@@ -41,7 +42,7 @@ __all__ = ['ActivationBoundaryKD', 'activation_boundary_loss',
            'HeadClassificationKD', 'IoULocalizationKD',
            'LocalizationDistillation', 'TeacherBoundedRegression',
            'ChannelWiseKD', 'channel_wise_divergence',
-           'DISTKD', 'dist_loss', 'HungarianMatchingKD', 'FactorTransfer', 'PearsonFeatureKD',
+           'DISTKD', 'dist_loss', 'HungarianMatchingKD', 'ConsistentPointsKD', 'FactorTransfer', 'PearsonFeatureKD',
            'pearson_feature_loss', 'FocalGlobalKD',
            'GlobalContextRelation', 'MaskedGenerativeKD',
            'AdversarialTerm', 'HolisticAdversarialKD', 'gradient_penalty',

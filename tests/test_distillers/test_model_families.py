@@ -359,3 +359,79 @@ def test_detr_family_trains_with_each_query_term(name, term, tmp_path):
     assert any(p.grad is not None and p.grad.abs().sum() > 0
                for p in model.student.bbox_head.parameters())
     assert all(p.grad is None for p in model.teacher.parameters())
+
+
+#: the DETR families whose queries are boxes (KD-DETR's points, the
+#: teacher query group)
+BOX_QUERY_FAMILIES = ('dab_detr', 'dino')
+
+
+def _query_distiller(student: str, teacher: str, distill: dict,
+                     tmp_path) -> Distiller:
+    s_cfg = _model_config(FAMILIES[student])
+    t_cfg = _model_config(FAMILIES[teacher])
+    ckpt = save_teacher(t_cfg, str(tmp_path / 'teacher.pth'), 'mmdet')
+    model = Distiller(
+        student=copy.deepcopy(s_cfg),
+        teacher=dict(config=dict(default_scope='mmdet', model=t_cfg),
+                     checkpoint=ckpt),
+        distill=distill, probe_size=(64, 64))
+    init_as_the_runner_does(model)
+    model.train()
+    return model
+
+
+@pytest.mark.parametrize('name', DETR_FAMILIES)
+def test_kd_detr_points_train_box_query_families_and_refuse_others(
+        name, tmp_path, monkeypatch):
+    distill = dict(points=dict(type='ConsistentPointsKD', num_general=7,
+                               num_specific=3))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        if name not in BOX_QUERY_FAMILIES:
+            with pytest.raises(TypeError, match='learned embeddings'):
+                _query_distiller(name, name, distill, tmp_path)
+            return
+        model = _query_distiller(name, name, distill, tmp_path)
+        import mmkd.losses.detr_points as points_module
+        seen = {}
+        decode = points_module.decode_points
+
+        def spy(head, family, call, boxes):
+            seen.setdefault(call.owner is model.student, []).append(boxes)
+            return decode(head, family, call, boxes)
+        monkeypatch.setattr(points_module, 'decode_points', spy)
+        inputs, samples = make_probe_batch(model.student, (64, 64))
+        inputs = torch.randn_like(inputs)
+        torch.manual_seed(0)
+        losses = model.loss(inputs, samples)
+        torch.manual_seed(0)
+        own = model.student.loss(
+            inputs, make_probe_batch(model.student, (64, 64))[1])
+    # one set of points through both decoders: 7 general + 3 specific
+    (student_boxes, ), teacher_boxes = seen[True], seen[False]
+    assert student_boxes.shape[1:] == (10, 4)
+    assert torch.equal(student_boxes, teacher_boxes[-1])
+    # the points are an extra run: the student's own losses are unchanged
+    for key, value in own.items():
+        if 'loss' in key:
+            assert torch.allclose(torch.as_tensor(losses[key]).float(),
+                                  torch.as_tensor(value).float()), key
+    distill_loss = losses['loss_distill_points']
+    assert torch.isfinite(distill_loss) and distill_loss > 0
+    distill_loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0
+               for p in model.student.decoder.parameters())
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+
+def test_kd_detr_points_pair_a_dino_student_with_a_dab_detr_teacher(
+        tmp_path):
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = _query_distiller(
+            'dino', 'dab_detr',
+            dict(points=dict(type='ConsistentPointsKD', num_general=5)),
+            tmp_path)
+        inputs, samples = make_probe_batch(model.student, (64, 64))
+        losses = model.loss(torch.randn_like(inputs), samples)
+    assert torch.isfinite(losses['loss_distill_points'])
+    assert losses['loss_distill_points'] > 0
