@@ -10,6 +10,7 @@ from .decoupled_kd import DecoupledHeadKD
 from .dense_head_term import DenseHeadTerm
 from .detr_matching import HungarianMatchingKD
 from .detr_points import ConsistentPointsKD
+from .detr_query_group import QueryPriorAssignmentKD
 from .dist import DISTKD, dist_loss
 from .factor_transfer import FactorTransfer
 from .feature import FeatureImitation, weighted_squared_error
@@ -42,7 +43,8 @@ __all__ = ['ActivationBoundaryKD', 'activation_boundary_loss',
            'HeadClassificationKD', 'IoULocalizationKD',
            'LocalizationDistillation', 'TeacherBoundedRegression',
            'ChannelWiseKD', 'channel_wise_divergence',
-           'DISTKD', 'dist_loss', 'HungarianMatchingKD', 'ConsistentPointsKD', 'FactorTransfer', 'PearsonFeatureKD',
+           'DISTKD', 'dist_loss', 'HungarianMatchingKD', 'ConsistentPointsKD',
+           'QueryPriorAssignmentKD', 'FactorTransfer', 'PearsonFeatureKD',
            'pearson_feature_loss', 'FocalGlobalKD',
            'GlobalContextRelation', 'MaskedGenerativeKD',
            'AdversarialTerm', 'HolisticAdversarialKD', 'gradient_penalty',

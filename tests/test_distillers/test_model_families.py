@@ -435,3 +435,67 @@ def test_kd_detr_points_pair_a_dino_student_with_a_dab_detr_teacher(
         losses = model.loss(torch.randn_like(inputs), samples)
     assert torch.isfinite(losses['loss_distill_points'])
     assert losses['loss_distill_points'] > 0
+
+
+@pytest.mark.parametrize('name', DETR_FAMILIES)
+def test_teacher_query_group_trains_box_query_families_and_refuses_others(
+        name, tmp_path):
+    distill = dict(group=dict(type='QueryPriorAssignmentKD'))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        if name not in BOX_QUERY_FAMILIES:
+            with pytest.raises(TypeError, match='learned embeddings'):
+                _query_distiller(name, name, distill, tmp_path)
+            return
+        model = _query_distiller(name, name, distill, tmp_path)
+        inputs, samples = make_probe_batch(model.student, (64, 64))
+        inputs = torch.randn_like(inputs)
+        torch.manual_seed(0)
+        losses = model.loss(inputs, samples)
+        torch.manual_seed(0)
+        own = model.student.loss(
+            inputs, make_probe_batch(model.student, (64, 64))[1])
+    # the group is an extra decoder run: the student's own losses (and so
+    # its own matching) are unchanged
+    for key, value in own.items():
+        if 'loss' in key:
+            assert torch.allclose(torch.as_tensor(losses[key]).float(),
+                                  torch.as_tensor(value).float()), key
+    group = losses['loss_distill_group']
+    assert torch.isfinite(group) and group > 0
+    group.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0
+               for p in model.student.decoder.parameters())
+    assert all(p.grad is None for p in model.teacher.parameters())
+    # the recorders' get_targets wrappers, if any, are back in place
+    assert 'get_targets' not in model.student.bbox_head.__dict__
+
+
+def test_a_student_equal_to_its_teacher_gets_its_own_loss_from_the_group(
+        tmp_path):
+    """DAB-DETR student = teacher (same weights, no dropout): the teacher's
+    anchors through the student's decoder are the student's own queries,
+    and the teacher's assignment is the student's own matching, so the
+    group's (one-layer) loss equals the student's own DETR loss."""
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = _query_distiller(
+            'dab_detr', 'dab_detr',
+            dict(group=dict(type='QueryPriorAssignmentKD'),
+                 match=dict(type='HungarianMatchingKD')), tmp_path)
+        model.student.load_state_dict(model.teacher.state_dict())
+        model.eval()
+        inputs, samples = make_probe_batch(model.student, (64, 64))
+        inputs = torch.randn_like(inputs)
+        term = model.distill_terms.group
+        recorded = {}
+        compute = term.compute
+
+        def keep(student_calls, teacher_calls, data_samples):
+            recorded['args'] = (student_calls, teacher_calls, data_samples)
+            return compute(student_calls, teacher_calls, data_samples)
+        term.compute = keep
+        losses = model.loss(inputs, samples)
+        (layer, ) = term.group_losses(*recorded['args'])
+    own = sum(losses[k] for k in ('loss_cls', 'loss_bbox', 'loss_iou'))
+    assert sum(layer).item() == pytest.approx(own.item(), rel=1e-5)
+    assert losses['loss_distill_group'].item() == pytest.approx(
+        own.item(), rel=1e-5)

@@ -1,0 +1,151 @@
+"""DETRDistill's query-prior assignment distillation: the teacher's
+queries as an extra query group of the student, supervised with the
+teacher's assignment."""
+from contextlib import contextmanager
+from typing import Iterator, Optional, Sequence
+
+import torch
+import torch.nn as nn
+from mmengine.structures import BaseDataElement
+from torch import Tensor
+
+from ..heads.query_points import (decode_points, own_query_boxes,
+                                  point_family)
+from ..heads.query_views import check_query_heads
+from ..recorders import MethodCalls
+from ..registry import MODELS
+from ..slots import ModelSlot
+from .base import DistillTerm, as_method_calls
+
+
+@contextmanager
+def fixed_targets(head: nn.Module, targets: tuple) -> Iterator[None]:
+    """``head.get_targets`` returns ``targets`` inside the block, whatever
+    it is given; what was on the instance before (a recorder's wrapper or
+    nothing) is put back after."""
+    before = head.__dict__.get('get_targets')
+    object.__setattr__(head, 'get_targets', lambda *args, **kwargs: targets)
+    try:
+        yield
+    finally:
+        if before is None:
+            del head.__dict__['get_targets']
+        else:
+            object.__setattr__(head, 'get_targets', before)
+
+
+@MODELS.register_module()
+class QueryPriorAssignmentKD(DistillTerm):
+    """Query-prior assignment distillation (DETRDistill, Chang et al.,
+    ICCV 2023), reimplemented from the paper.
+
+    A young student's Hungarian assignment flips from step to step; a
+    trained teacher's is stable. The teacher's queries of the step (their
+    boxes: DAB-DETR anchors, DINO proposals) run through the *student's*
+    decoder as an extra query group, and that group is trained with the
+    student head's own DETR loss (its ``loss_by_feat_single``: class,
+    L1 and GIoU at the head's weights, every decoder layer) under the
+    teacher's assignment: the ground truth matched to the teacher's own
+    last-layer predictions by the teacher head's matcher. The group is a
+    separate decoder pass, so its queries and the student's own never
+    attend to each other (the group attention mask of the authors' code)
+    and the student's own queries, matching and loss are untouched.
+
+    Like :class:`ConsistentPointsKD` it needs box queries: DAB-DETR or
+    DINO, student and teacher (point ``k``'s content is the student's
+    learned query ``k mod num_queries`` for DINO, zero for DAB-DETR).
+    Reads one teacher.
+
+    Args:
+        head: the student's DETR head path. Default ``'bbox_head'``.
+        teacher_head: the teacher's; defaults to ``head``.
+        loss_weight: the term's weight; 1.0 (the group counts as the
+            student's own queries do).
+        warmup_iters: the term is off for the first N iterations.
+
+    Examples:
+        >>> distill = dict(
+        ...     group=dict(type='QueryPriorAssignmentKD', loss_weight=1.0))
+    """
+
+    teacher_ensembles = False
+
+    def __init__(self,
+                 head: str = 'bbox_head',
+                 teacher_head: Optional[str] = None,
+                 loss_weight: float = 1.0,
+                 warmup_iters: int = 0) -> None:
+        super().__init__(
+            student=dict(path='', record='calls',
+                         methods=('forward_decoder', )),
+            teacher=dict(path='', record='calls',
+                         methods=('forward_decoder', )),
+            loss_weight=loss_weight, warmup_iters=warmup_iters)
+        self.head = head
+        self.teacher_head = teacher_head or head
+        self.families = {}
+
+    def bind_models(self, student: nn.Module,
+                    teachers: Sequence[ModelSlot]) -> None:
+        teacher = self.single_teacher(teachers).module
+        self.families = dict(
+            student=point_family(student, self.head,
+                                 f'Term {self.name!r}: the student'),
+            teacher=point_family(teacher, self.teacher_head,
+                                 f'Term {self.name!r}: the teacher'))
+        check_query_heads(dict(student.named_modules())[self.head],
+                          dict(teacher.named_modules())[self.teacher_head],
+                          self.name)
+
+    def parse_record(self, value, side: str) -> MethodCalls:
+        return as_method_calls(value, side, self.name)
+
+    def setup(self, student_calls: MethodCalls, teacher_calls: MethodCalls,
+              student_model: nn.Module) -> None:
+        for side, calls in (('student', student_calls),
+                            ('teacher', teacher_calls)):
+            if not calls.get('forward_decoder'):
+                raise RuntimeError(
+                    f'Term {self.name!r}: the {side} did not call '
+                    'forward_decoder() in its forward pass.')
+
+    def teacher_assignment(self, teacher_call,
+                           data_samples: Sequence[BaseDataElement]):
+        """The teacher queries' boxes and the targets its head's matcher
+        gives its own last-layer predictions."""
+        detector = teacher_call.owner
+        head = dict(detector.named_modules())[self.teacher_head]
+        outputs = teacher_call.result
+        with torch.no_grad():
+            cls, box = type(head).forward(head, outputs['hidden_states'],
+                                          outputs['references'])
+            targets = type(head).get_targets(
+                head, list(cls[-1]), list(box[-1]),
+                [s.gt_instances for s in data_samples],
+                [s.metainfo for s in data_samples])
+        boxes = own_query_boxes(self.families['teacher'], teacher_call)
+        return boxes, targets
+
+    def compute(self, student_calls: MethodCalls,
+                teacher_calls: MethodCalls,
+                data_samples: Sequence[BaseDataElement]) -> Tensor:
+        return sum(sum(layer) for layer in self.group_losses(
+            student_calls, teacher_calls, data_samples))
+
+    def group_losses(self, student_calls: MethodCalls,
+                     teacher_calls: MethodCalls,
+                     data_samples: Sequence[BaseDataElement]) -> list:
+        """Per student decoder layer, the head's loss terms of the teacher
+        query group under the teacher's assignment (class, L1, GIoU)."""
+        s_call = student_calls.last('forward_decoder')
+        boxes, targets = self.teacher_assignment(
+            teacher_calls.last('forward_decoder'), data_samples)
+        head = dict(s_call.owner.named_modules())[self.head]
+        cls, box = decode_points(head, self.families['student'], s_call,
+                                 boxes)
+        gts = [s.gt_instances for s in data_samples]
+        metas = [s.metainfo for s in data_samples]
+        with fixed_targets(head, targets):
+            return [type(head).loss_by_feat_single(
+                head, cls[layer], box[layer], gts, metas)
+                for layer in range(cls.shape[0])]
