@@ -8,8 +8,8 @@ from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps
 from mmengine.structures import BaseDataElement
 from torch import Tensor
 
-from ..heads.query_points import (decode_points, own_query_boxes,
-                                  point_family)
+from ..heads.query_points import (decode_points, decoding_family,
+                                  own_query_boxes, require_box_queries)
 from ..heads.query_views import check_query_heads
 from ..recorders import MethodCalls
 from ..registry import MODELS
@@ -75,11 +75,12 @@ class ConsistentPointsKD(DistillTerm):
       ``l1_weight`` 5, and ``Σ_p w_p (1 − GIoU) / Σ_p w_p``, weight
       ``giou_weight`` 2.
 
-    The points are the queries of DAB-DETR (an anchor box, zero content)
-    and DINO (a reference box; point ``k`` takes the model's learned
-    content query ``k mod num_queries``), so the student and the teacher
-    must each be one of those two (any pair of them; classes and scoring
-    as the teacher's). The student's own queries, matching and loss are
+    The points are boxes, made into queries as the model makes its own
+    (:mod:`mmkd.heads.query_points`): DAB-DETR, DINO and two-stage
+    Deformable DETR, student and teacher in any pairing (with the
+    teacher's classes and scoring); the other families' positional
+    queries are learned embeddings, which no box maps to (a build-time
+    error says so). The student's own queries, matching and loss are
     untouched: the points are an extra decoder run, which costs one
     student and one teacher decoder pass per step. Reads one teacher.
 
@@ -161,11 +162,12 @@ class ConsistentPointsKD(DistillTerm):
         """Both models must take boxes as queries and score the same
         classes the same way."""
         teacher = self.single_teacher(teachers).module
-        self.families = dict(
-            student=point_family(student, self.head,
-                                 f'Term {self.name!r}: the student'),
-            teacher=point_family(teacher, self.teacher_head,
-                                 f'Term {self.name!r}: the teacher'))
+        self.families = {}
+        for side, model, head in (('student', student, self.head),
+                                  ('teacher', teacher, self.teacher_head)):
+            where = f'Term {self.name!r}: the {side}'
+            self.families[side] = decoding_family(model, head, where)
+            require_box_queries(self.families[side], where)
         check_query_heads(dict(student.named_modules())[self.head],
                           dict(teacher.named_modules())[self.teacher_head],
                           self.name)

@@ -9,8 +9,10 @@ import torch.nn as nn
 from mmengine.structures import BaseDataElement
 from torch import Tensor
 
-from ..heads.query_points import (decode_points, own_query_boxes,
-                                  point_family)
+from ..heads.query_points import (BOX_QUERY_FAMILIES, decode_points,
+                                  decoder_arguments, decoding_family,
+                                  embeddings_as_queries, head_outputs, own_query_boxes,
+                                  run_decoder)
 from ..heads.query_views import check_query_heads
 from ..recorders import MethodCalls
 from ..registry import MODELS
@@ -51,9 +53,14 @@ class QueryPriorAssignmentKD(DistillTerm):
     attend to each other (the group attention mask of the authors' code)
     and the student's own queries, matching and loss are untouched.
 
-    Like :class:`ConsistentPointsKD` it needs box queries: DAB-DETR or
-    DINO, student and teacher (point ``k``'s content is the student's
-    learned query ``k mod num_queries`` for DINO, zero for DAB-DETR).
+    The teacher's queries become the student's as
+    :mod:`mmkd.heads.query_points` makes them: from the teacher's query
+    boxes when both models make queries from boxes (DAB-DETR, DINO,
+    two-stage Deformable DETR, in any pairing), or, as the authors' code
+    does, the teacher's query embeddings themselves when both are of the
+    same embedding family (DETR, Conditional DETR, Deformable DETR) and
+    width (256 for every ResNet depth at mmdet's defaults, so R101 → R50
+    and → R18 pairs qualify). Other pairings are a build-time error.
     Reads one teacher.
 
     Args:
@@ -84,15 +91,27 @@ class QueryPriorAssignmentKD(DistillTerm):
         self.head = head
         self.teacher_head = teacher_head or head
         self.families = {}
+        self.by_boxes = True
 
     def bind_models(self, student: nn.Module,
                     teachers: Sequence[ModelSlot]) -> None:
         teacher = self.single_teacher(teachers).module
         self.families = dict(
-            student=point_family(student, self.head,
-                                 f'Term {self.name!r}: the student'),
-            teacher=point_family(teacher, self.teacher_head,
-                                 f'Term {self.name!r}: the teacher'))
+            student=decoding_family(student, self.head,
+                                    f'Term {self.name!r}: the student'),
+            teacher=decoding_family(teacher, self.teacher_head,
+                                    f'Term {self.name!r}: the teacher'))
+        boxes = [f in BOX_QUERY_FAMILIES for f in self.families.values()]
+        if not all(boxes) and (
+                self.families['student'] != self.families['teacher']):
+            raise TypeError(
+                f'Term {self.name!r}: the student is a '
+                f'{self.families["student"]}, the teacher a '
+                f'{self.families["teacher"]}. The teacher\'s queries can '
+                "join the student's decoder as boxes (both of "
+                f'{", ".join(BOX_QUERY_FAMILIES)}) or as learned query '
+                'embeddings (both of the same family and width).')
+        self.by_boxes = all(boxes)
         check_query_heads(dict(student.named_modules())[self.head],
                           dict(teacher.named_modules())[self.teacher_head],
                           self.name)
@@ -111,20 +130,18 @@ class QueryPriorAssignmentKD(DistillTerm):
 
     def teacher_assignment(self, teacher_call,
                            data_samples: Sequence[BaseDataElement]):
-        """The teacher queries' boxes and the targets its head's matcher
-        gives its own last-layer predictions."""
+        """The targets the teacher head's matcher gives its own last-layer
+        predictions, one per teacher query."""
         detector = teacher_call.owner
         head = dict(detector.named_modules())[self.teacher_head]
         outputs = teacher_call.result
         with torch.no_grad():
-            cls, box = type(head).forward(head, outputs['hidden_states'],
-                                          outputs['references'])
+            cls, box = head_outputs(head, outputs)
             targets = type(head).get_targets(
                 head, list(cls[-1]), list(box[-1]),
                 [s.gt_instances for s in data_samples],
                 [s.metainfo for s in data_samples])
-        boxes = own_query_boxes(self.families['teacher'], teacher_call)
-        return boxes, targets
+        return targets
 
     def compute(self, student_calls: MethodCalls,
                 teacher_calls: MethodCalls,
@@ -138,11 +155,18 @@ class QueryPriorAssignmentKD(DistillTerm):
         """Per student decoder layer, the head's loss terms of the teacher
         query group under the teacher's assignment (class, L1, GIoU)."""
         s_call = student_calls.last('forward_decoder')
-        boxes, targets = self.teacher_assignment(
-            teacher_calls.last('forward_decoder'), data_samples)
+        t_call = teacher_calls.last('forward_decoder')
+        targets = self.teacher_assignment(t_call, data_samples)
         head = dict(s_call.owner.named_modules())[self.head]
-        cls, box = decode_points(head, self.families['student'], s_call,
-                                 boxes)
+        if self.by_boxes:
+            boxes = own_query_boxes(self.families['teacher'], t_call)
+            cls, box = decode_points(head, self.families['student'], s_call,
+                                     boxes)
+        else:
+            args = embeddings_as_queries(
+                decoder_arguments(s_call), decoder_arguments(t_call),
+                f'Term {self.name!r}')
+            cls, box = run_decoder(head, s_call, args)
         gts = [s.gt_instances for s in data_samples]
         metas = [s.metainfo for s in data_samples]
         with fixed_targets(head, targets):

@@ -206,6 +206,11 @@ FAMILIES = {
     'deformable_detr': Family(
         'mmdet::deformable_detr/deformable-detr_r50_16xb2-50e_coco.py',
         TINY_DEFORMABLE_DETR, frozenset({'loss_cls', 'loss_bbox', 'loss_iou'})),
+    'deformable_detr_two_stage': Family(
+        'mmdet::deformable_detr/'
+        'deformable-detr-refine-twostage_r50_16xb2-50e_coco.py',
+        TINY_DEFORMABLE_DETR,
+        frozenset({'loss_cls', 'enc_loss_cls', 'loss_iou'})),
     'conditional_detr': Family(
         'mmdet::conditional_detr/conditional-detr_r50_8xb2-50e_coco.py',
         TINY_CONDITIONAL_DETR,
@@ -329,8 +334,8 @@ QUERY_TERMS = {'match': dict(type='HungarianMatchingKD')}
 
 
 #: the DETR-family students of FAMILIES
-DETR_FAMILIES = ('detr', 'deformable_detr', 'conditional_detr', 'dab_detr',
-                 'dino')
+DETR_FAMILIES = ('detr', 'deformable_detr', 'deformable_detr_two_stage',
+                 'conditional_detr', 'dab_detr', 'dino')
 
 
 @pytest.mark.parametrize('term', sorted(QUERY_TERMS))
@@ -363,7 +368,7 @@ def test_detr_family_trains_with_each_query_term(name, term, tmp_path):
 
 #: the DETR families whose queries are boxes (KD-DETR's points, the
 #: teacher query group)
-BOX_QUERY_FAMILIES = ('dab_detr', 'dino')
+BOX_QUERY_FAMILIES = ('dab_detr', 'dino', 'deformable_detr_two_stage')
 
 
 def _query_distiller(student: str, teacher: str, distill: dict,
@@ -438,15 +443,15 @@ def test_kd_detr_points_pair_a_dino_student_with_a_dab_detr_teacher(
 
 
 @pytest.mark.parametrize('name', DETR_FAMILIES)
-def test_teacher_query_group_trains_box_query_families_and_refuses_others(
+def test_teacher_query_group_trains_every_detr_family(
         name, tmp_path):
     distill = dict(group=dict(type='QueryPriorAssignmentKD'))
     with DefaultScope.overwrite_default_scope('mmdet'):
-        if name not in BOX_QUERY_FAMILIES:
-            with pytest.raises(TypeError, match='learned embeddings'):
-                _query_distiller(name, name, distill, tmp_path)
-            return
         model = _query_distiller(name, name, distill, tmp_path)
+        # box queries from the teacher's boxes, the others from its
+        # query embeddings
+        assert model.distill_terms.group.by_boxes == (
+            name in BOX_QUERY_FAMILIES)
         inputs, samples = make_probe_batch(model.student, (64, 64))
         inputs = torch.randn_like(inputs)
         torch.manual_seed(0)
@@ -499,3 +504,12 @@ def test_a_student_equal_to_its_teacher_gets_its_own_loss_from_the_group(
     assert sum(layer).item() == pytest.approx(own.item(), rel=1e-5)
     assert losses['loss_distill_group'].item() == pytest.approx(
         own.item(), rel=1e-5)
+
+
+def test_a_teacher_query_group_across_embedding_families_is_refused(
+        tmp_path):
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        with pytest.raises(TypeError, match='same family and width'):
+            _query_distiller('conditional_detr', 'deformable_detr',
+                             dict(group=dict(type='QueryPriorAssignmentKD')),
+                             tmp_path)
