@@ -15,13 +15,14 @@ from mmengine.registry import MODELS, init_default_scope
 from mmkd.distillers.teacher import resolve_config_path
 from mmkd.slots import TRAINABLE_ROLES
 
-# students/ (and configs/bench/_base_/) folders hold plain model configs
-# that distillation configs take as their _base_ (e.g. GFL-R18, which
-# mmdet does not ship)
+# students/ and teachers/ (and configs/bench/_base_/) folders hold plain
+# model configs that distillation configs take as their _base_ or teacher
+# (e.g. GFL-R18 or Deformable DETR R101, which mmdet does not ship)
 CONFIGS = sorted(
     path for path in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
                                recursive=True)
-    if osp.basename(osp.dirname(path)) not in ('students', '_base_'))
+    if osp.basename(osp.dirname(path)) not in ('students', 'teachers',
+                                               '_base_'))
 
 
 def teacher_slots(model_cfg) -> dict:
