@@ -2,20 +2,17 @@
 from typing import Optional, Sequence, Tuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps
 from mmengine.structures import BaseDataElement
 from torch import Tensor
 
-from ..heads.query_points import (decode_points, decoding_family,
-                                  own_query_boxes, require_box_queries)
-from ..heads.query_views import check_query_heads
+from ..heads.query_points import (decode_points, own_query_boxes,
+                                  require_box_queries)
 from ..recorders import MethodCalls
 from ..registry import MODELS
-from ..slots import ModelSlot
 from ..utils.validation import check_loss_weight
-from .base import DistillTerm, as_method_calls
+from .detr_decoder_term import DecoderQueryTerm
 from .detr_matching import teacher_confidence, teacher_probabilities
 
 STUDENT_LAYERS = ('all', 'last')
@@ -45,7 +42,7 @@ def tempered_kl(student: Tensor, teacher: Tensor,
 
 
 @MODELS.register_module()
-class ConsistentPointsKD(DistillTerm):
+class ConsistentPointsKD(DecoderQueryTerm):
     """KD-DETR: knowledge distillation at consistent distillation points
     (Wang et al., CVPR 2024), reimplemented from the paper and the
     authors' released loss.
@@ -104,8 +101,6 @@ class ConsistentPointsKD(DistillTerm):
         ...     points=dict(type='ConsistentPointsKD', num_general=100))
     """
 
-    teacher_ensembles = False
-
     def __init__(self,
                  head: str = 'bbox_head',
                  teacher_head: Optional[str] = None,
@@ -119,12 +114,8 @@ class ConsistentPointsKD(DistillTerm):
                  giou_weight: float = 2.0,
                  loss_weight: float = 1.0,
                  warmup_iters: int = 0) -> None:
-        super().__init__(
-            student=dict(path='', record='calls',
-                         methods=('forward_decoder', )),
-            teacher=dict(path='', record='calls',
-                         methods=('forward_decoder', )),
-            loss_weight=loss_weight, warmup_iters=warmup_iters)
+        super().__init__(head=head, teacher_head=teacher_head,
+                         loss_weight=loss_weight, warmup_iters=warmup_iters)
         if not isinstance(num_general, int) or num_general < 0:
             raise ValueError(f'num_general is an integer >= 0; got '
                              f'{num_general!r}.')
@@ -145,8 +136,6 @@ class ConsistentPointsKD(DistillTerm):
                              f'got {student_layers!r}.')
         if not temperature > 0:
             raise ValueError(f'temperature must be > 0; got {temperature}.')
-        self.head = head
-        self.teacher_head = teacher_head or head
         self.num_general = num_general
         self.size_range = (float(low), float(high))
         self.num_specific = num_specific
@@ -155,37 +144,11 @@ class ConsistentPointsKD(DistillTerm):
         self.cls_weight = check_loss_weight(cls_weight, 'cls_weight')
         self.l1_weight = check_loss_weight(l1_weight, 'l1_weight')
         self.giou_weight = check_loss_weight(giou_weight, 'giou_weight')
-        self.families = {}
 
-    def bind_models(self, student: nn.Module,
-                    teachers: Sequence[ModelSlot]) -> None:
-        """Both models must take boxes as queries and score the same
-        classes the same way."""
-        teacher = self.single_teacher(teachers).module
-        self.families = {}
-        for side, model, head in (('student', student, self.head),
-                                  ('teacher', teacher, self.teacher_head)):
-            where = f'Term {self.name!r}: the {side}'
-            self.families[side] = decoding_family(model, head, where)
-            require_box_queries(self.families[side], where)
-        check_query_heads(dict(student.named_modules())[self.head],
-                          dict(teacher.named_modules())[self.teacher_head],
-                          self.name)
-
-    def parse_record(self, value, side: str) -> MethodCalls:
-        return as_method_calls(value, side, self.name)
-
-    def setup(self, student_calls: MethodCalls, teacher_calls: MethodCalls,
-              student_model: nn.Module) -> None:
-        for side, calls in (('student', student_calls),
-                            ('teacher', teacher_calls)):
-            if not calls.get('forward_decoder'):
-                raise RuntimeError(
-                    f'Term {self.name!r}: the {side} did not call '
-                    'forward_decoder() in its forward pass.')
-
-    def _head(self, detector: nn.Module, path: str) -> nn.Module:
-        return dict(detector.named_modules())[path]
+    def check_families(self, families) -> None:
+        """The points are boxes: both models must make queries from them."""
+        for side, family in families.items():
+            require_box_queries(family, f'Term {self.name!r}: the {side}')
 
     def points(self, teacher_call) -> Tensor:
         """``(B, P, 4)``: this step's general and specific points."""
@@ -194,7 +157,7 @@ class ConsistentPointsKD(DistillTerm):
         if self.num_specific is not None:
             k = min(self.num_specific, own.shape[1])
             detector = teacher_call.owner
-            head = self._head(detector, self.teacher_head)
+            head = self.module(detector, self.teacher_head)
             with torch.no_grad():
                 cls, _ = decode_points(head, self.families['teacher'],
                                        teacher_call, own)
@@ -214,11 +177,11 @@ class ConsistentPointsKD(DistillTerm):
         s_call = student_calls.last('forward_decoder')
         t_call = teacher_calls.last('forward_decoder')
         points = self.points(t_call)
-        t_head = self._head(t_call.owner, self.teacher_head)
+        t_head = self.module(t_call.owner, self.teacher_head)
         with torch.no_grad():
             t_cls, t_box = decode_points(t_head, self.families['teacher'],
                                          t_call, points)
-        s_head = self._head(s_call.owner, self.head)
+        s_head = self.module(s_call.owner, self.head)
         s_cls, s_box = decode_points(s_head, self.families['student'],
                                      s_call, points)
         layers = range(s_cls.shape[0]) if self.student_layers == 'all' \

@@ -10,14 +10,11 @@ from mmengine.structures import BaseDataElement
 from torch import Tensor
 
 from ..heads.query_points import (BOX_QUERY_FAMILIES, decode_points,
-                                  decoder_arguments, decoding_family,
-                                  embeddings_as_queries, head_outputs, own_query_boxes,
-                                  run_decoder)
-from ..heads.query_views import check_query_heads
+                                  decoder_arguments, embeddings_as_queries,
+                                  head_outputs, own_query_boxes, run_decoder)
 from ..recorders import MethodCalls
 from ..registry import MODELS
-from ..slots import ModelSlot
-from .base import DistillTerm, as_method_calls
+from .detr_decoder_term import DecoderQueryTerm
 
 
 @contextmanager
@@ -37,7 +34,7 @@ def fixed_targets(head: nn.Module, targets: tuple) -> Iterator[None]:
 
 
 @MODELS.register_module()
-class QueryPriorAssignmentKD(DistillTerm):
+class QueryPriorAssignmentKD(DecoderQueryTerm):
     """Query-prior assignment distillation (DETRDistill, Chang et al.,
     ICCV 2023), reimplemented from the paper.
 
@@ -75,65 +72,34 @@ class QueryPriorAssignmentKD(DistillTerm):
         ...     group=dict(type='QueryPriorAssignmentKD', loss_weight=1.0))
     """
 
-    teacher_ensembles = False
-
     def __init__(self,
                  head: str = 'bbox_head',
                  teacher_head: Optional[str] = None,
                  loss_weight: float = 1.0,
                  warmup_iters: int = 0) -> None:
-        super().__init__(
-            student=dict(path='', record='calls',
-                         methods=('forward_decoder', )),
-            teacher=dict(path='', record='calls',
-                         methods=('forward_decoder', )),
-            loss_weight=loss_weight, warmup_iters=warmup_iters)
-        self.head = head
-        self.teacher_head = teacher_head or head
-        self.families = {}
+        super().__init__(head=head, teacher_head=teacher_head,
+                         loss_weight=loss_weight, warmup_iters=warmup_iters)
         self.by_boxes = True
 
-    def bind_models(self, student: nn.Module,
-                    teachers: Sequence[ModelSlot]) -> None:
-        teacher = self.single_teacher(teachers).module
-        self.families = dict(
-            student=decoding_family(student, self.head,
-                                    f'Term {self.name!r}: the student'),
-            teacher=decoding_family(teacher, self.teacher_head,
-                                    f'Term {self.name!r}: the teacher'))
-        boxes = [f in BOX_QUERY_FAMILIES for f in self.families.values()]
-        if not all(boxes) and (
-                self.families['student'] != self.families['teacher']):
+    def check_families(self, families) -> None:
+        """Box queries on both sides, or one embedding family."""
+        boxes = [f in BOX_QUERY_FAMILIES for f in families.values()]
+        if not all(boxes) and families['student'] != families['teacher']:
             raise TypeError(
                 f'Term {self.name!r}: the student is a '
-                f'{self.families["student"]}, the teacher a '
-                f'{self.families["teacher"]}. The teacher\'s queries can '
+                f'{families["student"]}, the teacher a '
+                f'{families["teacher"]}. The teacher\'s queries can '
                 "join the student's decoder as boxes (both of "
                 f'{", ".join(BOX_QUERY_FAMILIES)}) or as learned query '
                 'embeddings (both of the same family and width).')
         self.by_boxes = all(boxes)
-        check_query_heads(dict(student.named_modules())[self.head],
-                          dict(teacher.named_modules())[self.teacher_head],
-                          self.name)
-
-    def parse_record(self, value, side: str) -> MethodCalls:
-        return as_method_calls(value, side, self.name)
-
-    def setup(self, student_calls: MethodCalls, teacher_calls: MethodCalls,
-              student_model: nn.Module) -> None:
-        for side, calls in (('student', student_calls),
-                            ('teacher', teacher_calls)):
-            if not calls.get('forward_decoder'):
-                raise RuntimeError(
-                    f'Term {self.name!r}: the {side} did not call '
-                    'forward_decoder() in its forward pass.')
 
     def teacher_assignment(self, teacher_call,
                            data_samples: Sequence[BaseDataElement]):
         """The targets the teacher head's matcher gives its own last-layer
         predictions, one per teacher query."""
         detector = teacher_call.owner
-        head = dict(detector.named_modules())[self.teacher_head]
+        head = self.module(detector, self.teacher_head)
         outputs = teacher_call.result
         with torch.no_grad():
             cls, box = head_outputs(head, outputs)
@@ -157,7 +123,7 @@ class QueryPriorAssignmentKD(DistillTerm):
         s_call = student_calls.last('forward_decoder')
         t_call = teacher_calls.last('forward_decoder')
         targets = self.teacher_assignment(t_call, data_samples)
-        head = dict(s_call.owner.named_modules())[self.head]
+        head = self.module(s_call.owner, self.head)
         if self.by_boxes:
             boxes = own_query_boxes(self.families['teacher'], t_call)
             cls, box = decode_points(head, self.families['student'], s_call,

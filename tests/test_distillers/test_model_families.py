@@ -386,6 +386,15 @@ def _query_distiller(student: str, teacher: str, distill: dict,
     return model
 
 
+def _assert_own_losses_unchanged(losses: dict, own: dict) -> None:
+    """The distiller's loss dict holds the student's own losses as the
+    student alone computes them (same seed)."""
+    for key, value in own.items():
+        if 'loss' in key:
+            assert torch.allclose(torch.as_tensor(losses[key]).float(),
+                                  torch.as_tensor(value).float()), key
+
+
 @pytest.mark.parametrize('name', DETR_FAMILIES)
 def test_kd_detr_points_train_box_query_families_and_refuse_others(
         name, tmp_path, monkeypatch):
@@ -417,10 +426,7 @@ def test_kd_detr_points_train_box_query_families_and_refuse_others(
     assert student_boxes.shape[1:] == (10, 4)
     assert torch.equal(student_boxes, teacher_boxes[-1])
     # the points are an extra run: the student's own losses are unchanged
-    for key, value in own.items():
-        if 'loss' in key:
-            assert torch.allclose(torch.as_tensor(losses[key]).float(),
-                                  torch.as_tensor(value).float()), key
+    _assert_own_losses_unchanged(losses, own)
     distill_loss = losses['loss_distill_points']
     assert torch.isfinite(distill_loss) and distill_loss > 0
     distill_loss.backward()
@@ -461,10 +467,7 @@ def test_teacher_query_group_trains_every_detr_family(
             inputs, make_probe_batch(model.student, (64, 64))[1])
     # the group is an extra decoder run: the student's own losses (and so
     # its own matching) are unchanged
-    for key, value in own.items():
-        if 'loss' in key:
-            assert torch.allclose(torch.as_tensor(losses[key]).float(),
-                                  torch.as_tensor(value).float()), key
+    _assert_own_losses_unchanged(losses, own)
     group = losses['loss_distill_group']
     assert torch.isfinite(group) and group > 0
     group.backward()
