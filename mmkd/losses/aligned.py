@@ -56,11 +56,18 @@ class AlignedFeatureTerm(DistillTerm):
         self.check_level_count(student_levels, teacher_levels)
         for level, (s, t) in enumerate(zip(student_levels, teacher_levels)):
             if s.dim() != 4 or t.dim() != 4:
+                tokens = ('; a 3-D (N, L, C) record is a transformer\'s '
+                          'token sequence (e.g. a DETR encoder\'s memory), '
+                          'which has no map layout to align: read the '
+                          'model\'s neck or backbone maps instead (a DETR\'s '
+                          '"neck" gives (N, C, H, W) levels)'
+                          if 3 in (s.dim(), t.dim()) else '')
                 raise ValueError(
                     f'Term {self.name!r} level {level}: '
                     f'{type(self).__name__} needs (N, C, H, W) maps; '
                     f'student {self.student_spec} is {tuple(s.shape)}, '
-                    f'teacher {self.teacher_spec} is {tuple(t.shape)}.')
+                    f'teacher {self.teacher_spec} is {tuple(t.shape)}'
+                    f'{tokens}.')
             if self.adaptor_cfg is None:
                 if s.shape[1] != t.shape[1]:
                     raise ValueError(

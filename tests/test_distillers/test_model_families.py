@@ -516,3 +516,34 @@ def test_a_teacher_query_group_across_embedding_families_is_refused(
             _query_distiller('conditional_detr', 'deformable_detr',
                              dict(group=dict(type='QueryPriorAssignmentKD')),
                              tmp_path)
+
+
+def test_a_detr_teacher_teaches_a_cnn_student_through_its_neck_maps(
+        tmp_path):
+    """Mixed families: the DETR teacher's neck levels are maps a feature
+    term aligns to a CNN student's; its encoder memory is a token
+    sequence, refused with a message saying what to read instead."""
+    s_cfg = _model_config(FAMILIES['retinanet'])
+    t_cfg = _model_config(FAMILIES['detr'])
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        ckpt = save_teacher(t_cfg, str(tmp_path / 'teacher.pth'), 'mmdet')
+
+        def build(teacher_path):
+            return Distiller(
+                student=copy.deepcopy(s_cfg),
+                teacher=dict(config=dict(default_scope='mmdet',
+                                         model=copy.deepcopy(t_cfg)),
+                             checkpoint=ckpt),
+                distill=dict(fpn=dict(type='FeatureImitation',
+                                      student='neck.fpn_convs.2',
+                                      teacher=teacher_path)),
+                probe_size=(64, 64))
+        with pytest.raises(ValueError, match='token sequence'):
+            build('encoder')
+        model = build('neck')
+        init_as_the_runner_does(model)
+        model.train()
+        inputs, samples = make_probe_batch(model.student, (64, 64))
+        losses = model.loss(torch.rand_like(inputs) * 255, samples)
+    assert torch.isfinite(losses['loss_distill_fpn'])
+    assert losses['loss_distill_fpn'] > 0
