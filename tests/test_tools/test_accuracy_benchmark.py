@@ -53,6 +53,46 @@ def test_quick_run_writes_the_json_rows_the_table_and_the_plots(tmp_path):
     DefaultScope._instance_dict.clear()  # the runners' scopes
 
 
+def test_run_records_let_another_work_dir_skip_the_finished_runs(tmp_path):
+    """A benchmark interrupted on one machine resumes on another: each
+    run's small record (no checkpoint) lands in --records, and a run with
+    a fresh --work-dir trains again only the teacher, whose checkpoint the
+    distilled run reads."""
+    records = tmp_path / 'records'
+
+    def run(work: str) -> list:
+        return accuracy.main([
+            '--quick', '--methods', 'det:fgfi', '--seeds', '0', '--out',
+            str(tmp_path / 'docs'), '--work-dir', str(tmp_path / work),
+            '--records', str(records)])
+
+    first = run('first')
+    names = sorted(p.name for p in records.iterdir())
+    assert [n.rsplit('_', 1)[0] for n in names] == [
+        'det_fgfi_seed0', 'det_student_seed0', 'det_teacher']
+    record = json.loads((records / names[0]).read_text())
+    assert 'checkpoint' not in record
+    assert record['seed'] == 0 and record['iters'] == 2
+    assert names[0] == f'det_fgfi_seed0_{record["config_hash"]}.json'
+    assert record['cpu_seconds'] > 0 and 'loss' in record['losses']
+    second = run('second')
+    assert [r['distilled'] for r in second] == [r['distilled']
+                                                for r in first]
+    assert [r['student'] for r in second] == [r['student'] for r in first]
+    trained = [p.name for p in (tmp_path / 'second').iterdir()
+               if p.name.startswith('det_')]
+    assert [n.rsplit('_', 1)[0] for n in trained] == ['det_teacher']
+    DefaultScope._instance_dict.clear()  # the runners' scopes
+
+
+def test_a_record_keeps_the_shape_of_a_long_loss_curve_at_a_small_size():
+    values = [float(i) for i in range(1000)]
+    points = accuracy.downsample(values, 200)
+    assert len(points) == 200
+    assert points[0] == 2.0 and points[-1] == 997.0  # means of 5
+    assert accuracy.downsample([1.0, 2.0], 200) == [1.0, 2.0]
+
+
 def test_methods_are_selected_by_name_or_suite_and_name():
     # a bare name: every suite with that method, in manifest order
     assert accuracy.select_methods('feature_imitation') == [
@@ -531,7 +571,7 @@ def test_born_again_rows_chain_each_seed_through_its_generations(
     1's runs."""
     trained = []
 
-    def fake_run(task, name, cfg, cache, interval):
+    def fake_run(task, name, cfg, cache, interval, **kwargs):
         trained.append((name, cfg.model.get('teacher')))
         return dict(AP=0.1 * len(trained), AP50=0.2, s_per_iter=0.1,
                     losses={}, checkpoint=f'/ckpt/{name}.pth')

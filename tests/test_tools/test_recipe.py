@@ -173,6 +173,7 @@ FAMILY_TERMS = {
     'detr': {'FeatureImitation'},
     'dino': {'FeatureImitation'},
     'deformable_detr': {'FeatureImitation'},
+    'deformable_detr_two_stage': {'FeatureImitation'},
     'conditional_detr': {'FeatureImitation'},
     'dab_detr': {'FeatureImitation'},
     'pspnet': {'ChannelWiseKD', 'DISTKD'},

@@ -17,7 +17,11 @@ gap it closes, ``(distilled - student) / (teacher - student)``.
 Every run (teachers, students alone, distilled students) is cached under
 ``--work-dir`` by a hash of its complete runner config, so a re-run reuses
 teachers and shared student-alone runs and resumes an interrupted
-benchmark. The runner settings (optimizer, schedule, hooks) are the demo's
+benchmark; its small record (metrics, CPU-seconds, config hash, seed,
+loss curves downsampled) also lands in ``--records``
+(``tools/benchmark/records/runs/``, committed), so a benchmark interrupted
+on one machine resumes on another without training its finished runs
+again (only a teacher whose checkpoint a remaining run reads). The runner settings (optimizer, schedule, hooks) are the demo's
 (``tools/demo/digits_kd_demo.py``).
 
 Outputs in ``--out`` (base name ``--name``, default ``benchmarks``):
@@ -46,6 +50,7 @@ import json
 import os
 import os.path as osp
 import platform
+import re
 import shlex
 import statistics
 import subprocess
@@ -371,10 +376,21 @@ def task_runner_config(task: str, model: dict, data_root: str, iters: int,
     return cfg
 
 
-def config_hash(cfg: Config) -> str:
-    """A short hash of everything that defines a run but its folder."""
+def config_hash(cfg: Config, cache: Optional[str] = None) -> str:
+    """A short hash of everything that defines a run but its folder and
+    where it runs: the paths under ``cache`` (the data, a teacher's
+    checkpoint) and under the repository count relative to them, so an
+    equal run in another checkout or work dir has the same hash."""
     content = {k: v for k, v in cfg.to_dict().items() if k != 'work_dir'}
     text = json.dumps(content, sort_keys=True, default=str)
+    roots = [(REPO, '<repo>')]
+    if cache:
+        roots.insert(0, (cache, '<work-dir>'))
+    for root, token in roots:
+        for form in dict.fromkeys((osp.abspath(root), osp.normpath(root))):
+            if form not in ('', '.', '/'):
+                text = re.sub(r'(?<=")' + re.escape(form) + r'(?=[/"])',
+                              token, text)
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
@@ -387,17 +403,90 @@ def read_metrics(task: str, metrics: Dict[str, float]) -> Dict[str, float]:
     return dict(mIoU=metrics['mIoU'], mAcc=metrics['mAcc'])
 
 
+#: where each run's small result record lands in the repository
+RECORDS = osp.join(REPO, 'tools', 'benchmark', 'records', 'runs')
+#: at most this many points of each loss curve are kept in a record
+RECORD_CURVE_POINTS = 200
+
+
+def downsample(values: List[float], points: int = RECORD_CURVE_POINTS
+               ) -> List[float]:
+    """``values`` as at most ``points`` means of consecutive equal
+    buckets (the shape of a loss curve, at a record's size)."""
+    if len(values) <= points:
+        return list(values)
+    size = -(-len(values) // points)
+    return [statistics.fmean(values[i:i + size])
+            for i in range(0, len(values), size)]
+
+
+def record_path(records: str, task: str, name: str, key: str) -> str:
+    return osp.join(records, f'{task}_{name}_{key}.json')
+
+
+def write_record(records: str, task: str, name: str, key: str, seed: int,
+                 result: Dict) -> None:
+    """The run's small record in ``records``: metrics, cost, config hash,
+    seed and the loss curves downsampled, never the checkpoint."""
+    record = dict(result, task=task, name=name, config_hash=key, seed=seed,
+                  losses={k: downsample(v)
+                          for k, v in result.get('losses', {}).items()},
+                  machine=machine(),
+                  date=result.get('date') or time.strftime(
+                      '%Y-%m-%d %H:%M UTC', time.gmtime()))
+    record.pop('checkpoint', None)
+    os.makedirs(records, exist_ok=True)
+    path = record_path(records, task, name, key)
+    with open(path + '.tmp', 'w') as f:
+        json.dump(record, f, indent=1)
+    os.replace(path + '.tmp', path)
+
+
 def run_cached(task: str, name: str, cfg: Config, cache: str,
-               progress_interval: int) -> Dict:
-    """Train and evaluate ``cfg``, or load the result of an equal run."""
-    key = config_hash(cfg)
+               progress_interval: int, records: Optional[str] = None,
+               need_checkpoint: bool = False) -> Dict:
+    """Train and evaluate ``cfg``, or load the result of an equal run.
+
+    Args:
+        task: ``'det'`` or ``'seg'``.
+        name: the run's name (``student_seed0``, ``fgfi_seed2``...).
+        cfg: its runner config; ``work_dir`` is set here, to
+            ``cache/{task}_{name}_{hash of the config}``.
+        cache: the folder of cached runs (checkpoints and results).
+        progress_interval: print progress every so many iterations.
+        records: a folder of run records (:func:`write_record`, kept in
+            the repository): a run recorded there is not trained again,
+            on any machine, unless its checkpoint is needed and absent;
+            every run trained or found in ``cache`` is recorded there.
+            ``None``: no records.
+        need_checkpoint: the caller reads the run's checkpoint (a teacher,
+            a born-again generation), so a record alone does not do.
+
+    Returns:
+        The metrics, ``s_per_iter``, ``cpu_seconds``, ``iters``, ``losses``
+        and ``checkpoint`` (its path; absent on disk for a run loaded from
+        its record).
+    """
+    key = config_hash(cfg, cache)
     cfg.work_dir = osp.join(cache, f'{task}_{name}_{key}')
+    checkpoint = osp.join(cfg.work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
     result_file = osp.join(cfg.work_dir, 'result.json')
-    if osp.isfile(result_file):
+    record = record_path(records, task, name, key) if records else None
+    if osp.isfile(result_file) and (not need_checkpoint or
+                                    osp.isfile(checkpoint)):
         with open(result_file) as f:
             result = json.load(f)
         print(f'[{task}] {name}: cached ({result_file})', flush=True)
+        if record and not osp.isfile(record):
+            write_record(records, task, name, key, cfg.randomness.seed,
+                         result)
         return result
+    if record and osp.isfile(record) and not need_checkpoint:
+        with open(record) as f:
+            result = json.load(f)
+        print(f'[{task}] {name}: recorded ({record})',
+              flush=True)
+        return dict(result, checkpoint=checkpoint)
     from mmengine.runner import Runner
     iters = cfg.train_cfg.max_iters
     print(f'[{task}] {name}: training {iters} iterations...', flush=True)
@@ -410,10 +499,11 @@ def run_cached(task: str, name: str, cfg: Config, cache: str,
     metrics = read_metrics(task, runner.val())
     result = dict(metrics, s_per_iter=progress.seconds / iters,
                   cpu_seconds=cpu_seconds, iters=iters,
-                  losses=progress.losses,
-                  checkpoint=osp.join(cfg.work_dir, f'iter_{iters}.pth'))
+                  losses=progress.losses, checkpoint=checkpoint)
     with open(result_file, 'w') as f:
         json.dump(result, f)
+    if record:
+        write_record(records, task, name, key, cfg.randomness.seed, result)
     print(f'[{task}] {name}: ' + ', '.join(
         f'{k} {metrics[k]:.4g}' for k in metrics) +
         f', {result["s_per_iter"]:.3f} s/iter', flush=True)
@@ -555,14 +645,16 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
                   progress_interval: int = 50,
                   on_row: Optional[Callable[[List[Dict], Dict], None]] = None,
                   prepare_only: bool = False,
-                  compute_matched: bool = False) -> Tuple[List[Dict], Dict]:
+                  compute_matched: bool = False,
+                  records: Optional[str] = None) -> Tuple[List[Dict], Dict]:
     """Every run the chosen methods need; returns the JSON rows and the
     loss records of the first seed (``{task: (student, distilled)}``).
     ``on_row(rows, curves)`` is called after each finished method.
     ``prepare_only``: train (or load) only the teachers and the students
     alone that the methods need, and return no rows. ``compute_matched``:
     end each suite with a row of its student alone trained for the CPU
-    time of the suite's costliest row (``student_compute_matched``)."""
+    time of the suite's costliest row (``student_compute_matched``).
+    ``records``: the folder of run records (:func:`run_cached`)."""
     rows, curves, builders, teachers, students_alone = [], {}, {}, {}, {}
 
     def builder(suite: str) -> Callable[[dict, int, int, int], Config]:
@@ -595,7 +687,9 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
             if spec.get('teacher_scale'):
                 cfg = scale_inputs(cfg, spec['teacher_scale'])
             teachers[suite] = run_cached(spec['task'], 'teacher', cfg,
-                                         cache, progress_interval)
+                                         cache, progress_interval,
+                                         records=records,
+                                         need_checkpoint=True)
         return teachers[suite]
 
     def students_of(suite: str) -> List[Dict]:
@@ -607,8 +701,8 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
             students_alone[suite] = [run_cached(
                 spec['task'], f'student_seed{seed}', builder(suite)(
                     student_model, sched['student_iters'], seed,
-                    sched['student_batch_size']), cache, progress_interval)
-                for seed in seeds]
+                    sched['student_batch_size']), cache, progress_interval,
+                records=records) for seed in seeds]
         return students_alone[suite]
 
     def distilled_config(suite: str, path: str, model: dict,
@@ -625,6 +719,15 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
         """Generations 1..``last`` of one seed, each distilled from the
         one before (generation 0: ``student``, the student alone); the
         runs are cached by generation, so rows share their chains."""
+        if not osp.isfile(student['checkpoint']):  # loaded from a record
+            spec = SUITES[suite]
+            sched = schedules[spec['task']]
+            student = run_cached(
+                spec['task'], f'student_seed{seed}', builder(suite)(
+                    Config.fromfile(spec['student']).model.to_dict(),
+                    sched['student_iters'], seed,
+                    sched['student_batch_size']), cache, progress_interval,
+                records=records, need_checkpoint=True)
         previous, result = student, student
         for gen in range(1, last + 1):
             model = distill_model(path, previous['checkpoint'])
@@ -633,7 +736,8 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
             result = run_cached(SUITES[suite]['task'],
                                 f'born_again_gen{gen}_seed{seed}',
                                 distilled_config(suite, path, model, seed),
-                                cache, progress_interval)
+                                cache, progress_interval, records=records,
+                                need_checkpoint=gen < last)
             previous = result
         return result
 
@@ -652,7 +756,7 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
         matched = [run_cached(task, f'student_{iters}it_seed{seed}',
                               builder(suite)(model, iters, seed,
                                              sched['student_batch_size']),
-                              cache, progress_interval)
+                              cache, progress_interval, records=records)
                    for seed in seeds]
         students = students_of(suite)
         suite_rows = [r for r in rows if _suite(r) == suite]
@@ -720,7 +824,7 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
             distilled = [run_cached(task, f'{method}_seed{seed}',
                                     distilled_config(suite, path, model,
                                                      seed), cache,
-                                    progress_interval)
+                                    progress_interval, records=records)
                          for seed in seeds]
         rows.append(dict(
             task=task, suite=suite, method=method,
@@ -1135,6 +1239,14 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--render-only', action='store_true',
                         help='rewrite the table of --out/--name from its '
                         'JSON rows (no training; no plots)')
+    parser.add_argument('--records', default=None,
+                        help='folder of each run\'s small result record '
+                        '(metrics, cost, config hash, seed), kept in the '
+                        'repository: a recorded run is not trained again '
+                        'on any machine, so a benchmark resumes where an '
+                        'earlier session stopped (default: '
+                        'tools/benchmark/records/runs; none for --quick; '
+                        '\'\' for none)')
     parser.add_argument('--progress-interval', type=int, default=50)
     parser.add_argument('--peers-path', default=PEERS_PATH,
                         help='folder holding MMRazor\'s package for its '
@@ -1153,6 +1265,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         parser.error(str(e))
     if not args.seeds:
         parser.error('--seeds needs at least one seed')
+    if args.records is None:
+        args.records = None if args.quick else RECORDS
+    args.records = args.records or None
     return args
 
 
@@ -1206,12 +1321,14 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
         return rows
     if args.prepare_only:
         run_benchmark(methods, args.seeds, schedules, args.work_dir,
-                      args.progress_interval, prepare_only=True)
+                      args.progress_interval, prepare_only=True,
+                      records=args.records)
         return []
     rows, curves = run_benchmark(methods, args.seeds, schedules,
                                  args.work_dir, args.progress_interval,
                                  write_outputs,
-                                 compute_matched=args.compute_matched)
+                                 compute_matched=args.compute_matched,
+                                 records=args.records)
     print('\n' + write_outputs(rows, curves), flush=True)
     return rows
 

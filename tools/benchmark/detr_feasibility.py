@@ -6,13 +6,14 @@ runner (AdamW, linear warm-up then cosine, gradient clipping at 10) at a
 learning rate of your choice, evaluates it with COCO AP, and appends one
 small record (metrics, iterations, learning rate, seconds, config hash) to
 ``--out`` (JSON lines), so the DETR rows of issue 19 start from measured
-schedules. Runs are cached by config hash in ``--work-dir``, as the
-accuracy benchmark's are.
+schedules; ``--eval-every N`` also evaluates every N iterations and
+records the AP curve. Each run's folder in ``--work-dir`` is named by its
+config hash.
 
 Example::
 
     OMP_NUM_THREADS=1 python tools/benchmark/detr_feasibility.py \
-        --model teacher --iters 1500 --lr 2e-4 --threads 1
+        --model teacher --iters 4000 --lr 4e-4 --eval-every 1000
 """
 import argparse
 import json
@@ -20,16 +21,34 @@ import os
 import os.path as osp
 import sys
 import time
+from typing import Dict, List, Optional
 
 import torch
 from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import accuracy  # noqa: E402
+from progress import ProgressHook  # noqa: E402  (tools/demo, via accuracy)
 
 MODELS = dict(
     teacher=osp.join(accuracy.BENCH, '_base_', 'digits_dab-detr_r18w32.py'),
     student=osp.join(accuracy.BENCH, '_base_', 'digits_dab-detr_r18w16.py'))
+
+
+class APCurveHook(Hook):
+    """Collects ``(iteration, AP, AP50)`` at every validation."""
+
+    priority = 'LOW'
+
+    def __init__(self) -> None:
+        self.curve: List[List[float]] = []
+
+    def after_val_epoch(self, runner, metrics: Optional[Dict] = None
+                        ) -> None:
+        metrics = accuracy.read_metrics('det', metrics or {})
+        self.curve.append([runner.iter, metrics['AP'], metrics['AP50']])
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -40,35 +59,57 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--eval-every', type=int, default=0,
+                        help='also evaluate every so many iterations: the '
+                        'record gets the AP curve (default: at the end '
+                        'only)')
+    parser.add_argument('--num-train', type=int, default=2000)
+    parser.add_argument('--num-val', type=int, default=300)
     parser.add_argument('--work-dir', default='work_dirs/detr_feasibility')
     parser.add_argument('--out', default=osp.join(
         accuracy.REPO, 'tools', 'benchmark', 'records',
         'detr_feasibility.jsonl'))
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.iters < 1 or args.eval_every < 0:
+        parser.error('--iters must be >= 1 and --eval-every >= 0')
+    return args
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    data_root = accuracy.ensure_data('det', args.work_dir, 2000, 300)
+    data_root = accuracy.ensure_data('det', args.work_dir, args.num_train,
+                                     args.num_val)
     model = Config.fromfile(MODELS[args.model]).model.to_dict()
     cfg = accuracy.task_runner_config('det', model, data_root, args.iters,
                                       args.seed, args.batch_size, 1)
     cfg.optim_wrapper.optimizer.lr = args.lr
-    start = time.time()
-    result = accuracy.run_cached('det', f'dab-detr_{args.model}', cfg,
-                                 args.work_dir, 100)
+    if args.eval_every:
+        cfg.train_cfg.val_begin = args.eval_every
+        cfg.train_cfg.val_interval = args.eval_every
+    key = accuracy.config_hash(cfg, args.work_dir)
+    cfg.work_dir = osp.join(args.work_dir, f'dab-detr_{args.model}_{key}')
+    runner = Runner.from_cfg(cfg)
+    progress = ProgressHook(f'dab-detr {args.model}', 100)
+    curve = APCurveHook()
+    runner.register_hook(progress)
+    runner.register_hook(curve)
+    start, cpu_start = time.time(), time.process_time()
+    runner.train()
+    cpu_seconds = time.process_time() - cpu_start
+    if not curve.curve or curve.curve[-1][0] != args.iters:
+        runner.val()
     record = dict(
         model=osp.relpath(MODELS[args.model], accuracy.REPO),
         iters=args.iters, lr=args.lr, batch_size=args.batch_size,
-        seed=args.seed, AP=result['AP'], AP50=result['AP50'],
-        s_per_iter=result['s_per_iter'],
-        cpu_seconds=result.get('cpu_seconds'),
-        config_hash=accuracy.config_hash(cfg),
+        seed=args.seed, AP=curve.curve[-1][1], AP50=curve.curve[-1][2],
+        curve=curve.curve, s_per_iter=progress.seconds / args.iters,
+        cpu_seconds=cpu_seconds, config_hash=key,
+        num_train=args.num_train,
         wall_seconds=round(time.time() - start, 1),
         date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
         machine=accuracy.machine())
-    os.makedirs(osp.dirname(args.out), exist_ok=True)
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'a') as f:
         f.write(json.dumps(record) + '\n')
     print(json.dumps(record))
