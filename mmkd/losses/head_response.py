@@ -130,15 +130,19 @@ def check_soft_target_args(mu: float, background_weight: float,
 
 def mixed_soft_target_loss(student: Tensor, teacher: Tensor, valid: Tensor,
                            background_weight: float, use_sigmoid: bool,
-                           temperature: float, mu: float) -> Tensor:
-    """Chen et al.'s soft cross-entropy, averaged over the ``valid`` rows
-    and scaled by ``(1 - mu) / mu``: added to the head's own hard loss it
-    gives ``μ·L_hard + (1 − μ)·L_soft`` up to the factor ``1/μ``."""
+                           temperature: float, mu: float,
+                           normalizer: Optional[Union[float, Tensor]] = None
+                           ) -> Tensor:
+    """Chen et al.'s soft cross-entropy, summed over the ``valid`` rows,
+    divided by ``normalizer`` (default: their count, a mean) and scaled by
+    ``(1 - mu) / mu``: added to the head's own hard loss it gives
+    ``μ·L_hard + (1 − μ)·L_soft`` up to the factor ``1/μ``."""
     soft = weighted_soft_cross_entropy(student, teacher, background_weight,
                                        use_sigmoid, temperature)
     soft = torch.where(valid, soft, soft.new_zeros(()))
-    mean = soft.sum() / valid.sum().clamp(min=1)
-    return mean * (1 - mu) / mu
+    if normalizer is None:
+        normalizer = valid.sum().clamp(min=1)
+    return soft.sum() / normalizer * (1 - mu) / mu
 
 
 def binary_kd(student: Tensor, teacher: Tensor, beta: float) -> Tensor:
@@ -245,13 +249,26 @@ class BackgroundWeightedSoftTargets(DenseHeadTerm):
     this term returns ``(1 − μ)/μ · L_soft``: the sum has the paper's
     ``μ : (1 − μ)`` ratio, the classification part scaled by ``1/μ``
     (for μ = 0.5, the default, twice the paper's sum; μ is unverified).
-    ``L_soft`` is averaged over the priors the head's classification loss
-    counts (label weight > 0).
+
+    ``L_soft`` is summed over the priors the head's classification loss
+    counts (label weight > 0) and divided by that loss's own normaliser,
+    its ``avg_factor`` (``normalizer='avg_factor'``, the default), so the
+    ratio μ : (1 − μ) holds whatever the image size. For a sampled head
+    (an RPN: the paper's setting) that is the sampled anchors, the mean
+    the paper takes; a dense one-stage head (RetinaNet, ATSS, GFL) divides
+    by its positives. ``normalizer='priors'`` averages over all counted
+    priors instead (mmkd before 2026-12-07): on a dense head that weighs
+    the soft term by positives/priors against the hard loss, about 1/10
+    on the 128×128 digits and about 1/100 on COCO-sized images, which is
+    why it barely moved the digits GFL student (docs/evidence.md).
 
     Args:
         mu: μ in (0, 1]. Default 0.5.
         background_weight: w₀. Default 1.5.
         temperature: softening of both sides. Default 1 (the paper's).
+        normalizer: ``'avg_factor'`` (the head's own classification
+            normaliser) or ``'priors'`` (the counted priors). Default
+            ``'avg_factor'``.
         head: the student's dense head path. Default ``'bbox_head'``;
             ``'rpn_head'`` for a two-stage detector's RPN.
         teacher_head: the teacher's, defaults to ``head``.
@@ -263,25 +280,33 @@ class BackgroundWeightedSoftTargets(DenseHeadTerm):
         ...                          mu=0.5, background_weight=1.5))
     """
 
+    NORMALIZERS = ('avg_factor', 'priors')
+
     def __init__(self,
                  mu: float = 0.5,
                  background_weight: float = 1.5,
                  temperature: float = 1.0,
+                 normalizer: str = 'avg_factor',
                  head: str = 'bbox_head',
                  teacher_head: Optional[str] = None,
                  loss_weight: float = 1.0,
                  warmup_iters: int = 0) -> None:
         super().__init__(head, teacher_head, loss_weight, warmup_iters)
         check_soft_target_args(mu, background_weight, temperature)
+        if normalizer not in self.NORMALIZERS:
+            raise ValueError(f'normalizer must be one of {self.NORMALIZERS}'
+                             f', got {normalizer!r}.')
         self.mu = mu
         self.background_weight = background_weight
         self.temperature = temperature
+        self.normalizer = normalizer
 
     def loss(self, preds: DensePredictions) -> Tensor:
         return mixed_soft_target_loss(
             preds.cls_student, preds.cls_teacher, preds.valid,
             self.background_weight, preds.use_sigmoid, self.temperature,
-            self.mu)
+            self.mu, positive_count(preds.avg_factor)
+            if self.normalizer == 'avg_factor' else None)
 
 
 @MODELS.register_module()

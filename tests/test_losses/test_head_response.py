@@ -89,13 +89,19 @@ def test_soft_targets_term_mixes_by_mu_and_skips_ignored_priors(mu):
     student = torch.tensor([[0.5, -1.0], [1.0, 1.0], [3.0, 3.0]],
                            requires_grad=True)
     teacher = torch.tensor([[1.0, -2.0], [0.0, 0.0], [-3.0, -3.0]])
-    preds = fake_preds(student, teacher,
+    # the head's own loss divides by 4 (its positives, or sampled priors)
+    preds = fake_preds(student, teacher, avg_factor=4.0,
                        label_weights=torch.tensor([1.0, 1.0, 0.0]))
     loss = BackgroundWeightedSoftTargets(mu=mu).loss(preds)
     per_prior = weighted_soft_cross_entropy(student[:2], teacher[:2], 1.5,
                                             use_sigmoid=True)
-    expected = per_prior.mean() * (1 - mu) / mu
+    expected = per_prior.sum() / 4.0 * (1 - mu) / mu
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    # normalizer='priors': the mean over the two counted priors
+    mean = BackgroundWeightedSoftTargets(mu=mu, normalizer='priors').loss(
+        preds)
+    assert mean.item() == pytest.approx(
+        (per_prior.mean() * (1 - mu) / mu).item(), rel=1e-5)
     if mu < 1:
         loss.backward()
         assert student.grad[2].abs().sum() == 0
@@ -123,6 +129,8 @@ def test_class_kd_term_averages_over_the_region():
 def test_bad_arguments_are_errors():
     with pytest.raises(ValueError, match='mu'):
         BackgroundWeightedSoftTargets(mu=0)
+    with pytest.raises(ValueError, match="normalizer must be one of"):
+        BackgroundWeightedSoftTargets(normalizer='mean')
     with pytest.raises(ValueError, match='region'):
         HeadClassificationKD(region='everything')
 

@@ -15,5 +15,5 @@ model = dict(
         checkpoint='work_dirs/bench/det_teacher.pth'),
     distill=dict(
         soft=dict(type='BackgroundWeightedSoftTargets', mu=0.5,
-                  background_weight=1.5)),
+                  background_weight=1.5, normalizer='avg_factor')),
     probe_size=(128, 128))
