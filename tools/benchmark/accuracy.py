@@ -477,6 +477,8 @@ def run_cached(task: str, name: str, cfg: Config, cache: str,
         with open(result_file) as f:
             result = json.load(f)
         print(f'[{task}] {name}: cached ({result_file})', flush=True)
+        # where it lies now (the cache may be another checkout's)
+        result['checkpoint'] = checkpoint
         if record and not osp.isfile(record):
             write_record(records, task, name, key, cfg.randomness.seed,
                          result)
