@@ -8,7 +8,7 @@
 - :class:`IoULocalizationKD`: BCKD's IoU-based localization KD (Yang et
   al., ICCV 2023) between the decoded boxes of both models.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -59,9 +59,22 @@ def teacher_bounded_l2(student: Tensor, teacher: Tensor, target: Tensor,
         (N,) the bounded squared error (zero where the student is better
         than the teacher by at least m).
     """
-    student_err = ((student - target)**2).sum(-1)
-    teacher_err = ((teacher.detach() - target)**2).sum(-1)
-    return student_err * (student_err + margin > teacher_err)
+    student_err, teacher_err = squared_errors(student, teacher, target)
+    return student_err * bound_open(student_err, teacher_err, margin)
+
+
+def squared_errors(student: Tensor, teacher: Tensor,
+                   target: Tensor) -> Tuple[Tensor, Tensor]:
+    """(N,) ``‖s − y‖²`` and ``‖t − y‖²`` (the teacher's detached)."""
+    return (((student - target)**2).sum(-1),
+            ((teacher.detach() - target)**2).sum(-1))
+
+
+def bound_open(student_err: Tensor, teacher_err: Tensor,
+               margin: float) -> Tensor:
+    """(N,) where the teacher bound lets the student's error through:
+    ``‖s − y‖² + m > ‖t − y‖²``."""
+    return student_err + margin > teacher_err
 
 
 @MODELS.register_module()

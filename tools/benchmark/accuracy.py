@@ -432,8 +432,7 @@ def write_record(records: str, task: str, name: str, key: str, seed: int,
                   losses={k: downsample(v)
                           for k, v in result.get('losses', {}).items()},
                   machine=machine(),
-                  date=result.get('date') or time.strftime(
-                      '%Y-%m-%d %H:%M UTC', time.gmtime()))
+                  date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
     record.pop('checkpoint', None)
     os.makedirs(records, exist_ok=True)
     path = record_path(records, task, name, key)
@@ -486,8 +485,7 @@ def run_cached(task: str, name: str, cfg: Config, cache: str,
     if record and osp.isfile(record) and not need_checkpoint:
         with open(record) as f:
             result = json.load(f)
-        print(f'[{task}] {name}: recorded ({record})',
-              flush=True)
+        print(f'[{task}] {name}: recorded ({record})', flush=True)
         return dict(result, checkpoint=checkpoint)
     from mmengine.runner import Runner
     iters = cfg.train_cfg.max_iters
@@ -694,17 +692,23 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
                                          need_checkpoint=True)
         return teachers[suite]
 
+    def student_alone(suite: str, seed: int,
+                      need_checkpoint: bool = False) -> Dict:
+        """The suite's student alone, one seed."""
+        spec = SUITES[suite]
+        sched = schedules[spec['task']]
+        return run_cached(
+            spec['task'], f'student_seed{seed}', builder(suite)(
+                Config.fromfile(spec['student']).model.to_dict(),
+                sched['student_iters'], seed, sched['student_batch_size']),
+            cache, progress_interval, records=records,
+            need_checkpoint=need_checkpoint)
+
     def students_of(suite: str) -> List[Dict]:
         """The suite's student-alone runs, one a seed."""
         if suite not in students_alone:
-            spec = SUITES[suite]
-            sched = schedules[spec['task']]
-            student_model = Config.fromfile(spec['student']).model.to_dict()
-            students_alone[suite] = [run_cached(
-                spec['task'], f'student_seed{seed}', builder(suite)(
-                    student_model, sched['student_iters'], seed,
-                    sched['student_batch_size']), cache, progress_interval,
-                records=records) for seed in seeds]
+            students_alone[suite] = [student_alone(suite, seed)
+                                     for seed in seeds]
         return students_alone[suite]
 
     def distilled_config(suite: str, path: str, model: dict,
@@ -722,14 +726,7 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
         one before (generation 0: ``student``, the student alone); the
         runs are cached by generation, so rows share their chains."""
         if not osp.isfile(student['checkpoint']):  # loaded from a record
-            spec = SUITES[suite]
-            sched = schedules[spec['task']]
-            student = run_cached(
-                spec['task'], f'student_seed{seed}', builder(suite)(
-                    Config.fromfile(spec['student']).model.to_dict(),
-                    sched['student_iters'], seed,
-                    sched['student_batch_size']), cache, progress_interval,
-                records=records, need_checkpoint=True)
+            student = student_alone(suite, seed, need_checkpoint=True)
         previous, result = student, student
         for gen in range(1, last + 1):
             model = distill_model(path, previous['checkpoint'])
@@ -1267,9 +1264,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         parser.error(str(e))
     if not args.seeds:
         parser.error('--seeds needs at least one seed')
-    if args.records is None:
-        args.records = None if args.quick else RECORDS
-    args.records = args.records or None
+    if args.records is None and not args.quick:
+        args.records = RECORDS
+    args.records = args.records or None  # '': none
     return args
 
 

@@ -42,7 +42,8 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import accuracy  # noqa: E402
 
 from mmkd.losses.dense_head_term import DenseHeadTerm  # noqa: E402
-from mmkd.losses.localization import TeacherBoundedRegression  # noqa: E402
+from mmkd.losses.localization import (  # noqa: E402
+    TeacherBoundedRegression, bound_open, squared_errors)
 from mmkd.utils.checkpoint import load_state_dict_strictly  # noqa: E402
 
 
@@ -57,11 +58,11 @@ def prediction_stats(term: DenseHeadTerm, preds) -> Dict[str, float]:
     if isinstance(term, TeacherBoundedRegression) and pos.any():
         chosen = preds.select(pos)
         target = chosen.target_offsets()
-        student_err = ((chosen.offsets('student') - target)**2).sum(-1)
-        teacher_err = ((chosen.offsets('teacher') - target)**2).sum(-1)
+        student_err, teacher_err = squared_errors(
+            chosen.offsets('student'), chosen.offsets('teacher'), target)
         stats.update(
-            bound_open=float((student_err + term.margin >
-                              teacher_err).float().mean()),
+            bound_open=float(bound_open(student_err, teacher_err,
+                                        term.margin).float().mean()),
             student_sq_error=float(student_err.mean()),
             teacher_sq_error=float(teacher_err.mean()))
     return stats
