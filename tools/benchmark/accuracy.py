@@ -166,6 +166,12 @@ METHODS = {
     'det/crosskd_head_digits_gfl_r18w32-head32_r18w16.py',
     ('det_samehead', 'ld'):
     'det/ld_head_digits_gfl_r18w32-head32_r18w16.py',
+    # the reasons rows (issue 22): SKD's pixel weight 10 against the
+    # term's default 1; Chen et al.'s bound at margin 0, where it acts
+    ('seg', 'pixel_w1'):
+    'seg/pixel-w1_logits_digits_fcn_r18w32_r18w16-d8.py',
+    ('det', 'bounded_regression_m0'):
+    'det/bounded_regression-m0_head_digits_gfl_r18w32_r18w16.py',
     ('seg', 'pixel+pair'):
     'seg/pixel-pair_logits-head_digits_fcn_r18w32_r18w16-d8.py',
     ('seg', 'pixel+pair+adversarial'):
