@@ -63,3 +63,26 @@ def test_half_precision_inputs_are_computed_in_float32():
     assert loss.dtype == torch.float32
     assert loss.item() == pytest.approx(
         pixelwise_kl_divergence(s.float(), t.float()).item())
+
+
+@pytest.mark.parametrize('weight', [1.0, 10.0])
+def test_cross_entropy_plus_weighted_kl_pulls_the_student_to_the_mix(weight):
+    # The reason SKD's weight 10 hurts a student near its teacher
+    # (docs/evidence.md): the minimiser over the student's logits of
+    # CE(y) + w * KL(p_t || p_s) is p_s = (y + w * p_t) / (1 + w), so at
+    # w = 10 the labels keep 1/11 of the target and a teacher's mistake
+    # at a pixel becomes the student's.
+    label = 0
+    p_teacher = torch.tensor([0.3, 0.6, 0.1])  # the teacher is wrong here
+    teacher = p_teacher.log().reshape(1, 3, 1, 1)
+    y = torch.nn.functional.one_hot(torch.tensor(label), 3).float()
+    optimum = (y + weight * p_teacher) / (1 + weight)
+    student = optimum.log().reshape(1, 3, 1, 1).requires_grad_()
+    loss = torch.nn.functional.cross_entropy(
+        student, torch.tensor([[[label]]])) + weight * \
+        pixelwise_kl_divergence(student, teacher)
+    loss.backward()
+    assert student.grad.abs().max().item() < 1e-6
+    # and the student's prediction at that pixel follows the teacher's
+    # mistake only when the KL dominates
+    assert (optimum.argmax().item() == label) == (weight == 1.0)

@@ -1,3 +1,4 @@
+import argparse
 """tools/benchmark/accuracy.py end to end in quick mode (tiny data, two
 iterations a run), and the pieces it is made of."""
 import json
@@ -718,3 +719,18 @@ def test_gain_plot_has_a_panel_per_suite_sorted_with_peers_apart(
     assert det == pytest.approx([0.15, 0.06, 0.02])  # sorted by gain
     assert det_colors == ['tab:blue', 'tab:orange', 'tab:blue']
     assert rcnn == pytest.approx([-0.05])
+
+
+def test_iteration_overrides_are_one_count_or_one_per_task():
+    assert accuracy.iterations_by_task('1200') == {None: 1200}
+    assert accuracy.iterations_by_task('det=1200,seg=3000') == {
+        'det': 1200, 'seg': 3000}
+    args = accuracy.parse_args(['--student-iters', 'det=1200,seg=3000',
+                                '--teacher-iters', '4000'])
+    assert args.student_iters == {'det': 1200, 'seg': 3000}
+    assert args.teacher_iters == {None: 4000}
+    for bad, says in [('dte=1200', "unknown task 'dte'"),
+                      ('det=many', 'not an iteration count'),
+                      ('0', 'must be positive')]:
+        with pytest.raises(argparse.ArgumentTypeError, match=says):
+            accuracy.iterations_by_task(bad)

@@ -1208,6 +1208,30 @@ def _smooth(values: List[float], window: int = 20) -> List[float]:
     return out
 
 
+def iterations_by_task(text: str) -> Dict[Optional[str], int]:
+    """``--student-iters``/``--teacher-iters``: ``'1200'`` gives
+    ``{None: 1200}`` (every task), ``'det=1200,seg=3000'`` one count per
+    task (``det`` also sets the schedule of the det suites)."""
+    counts: Dict[Optional[str], int] = {}
+    for item in text.split(','):
+        task, _, value = item.rpartition('=')
+        task = task.strip() or None
+        if task is not None and task not in SCHEDULES['full']:
+            raise argparse.ArgumentTypeError(
+                f'unknown task {task!r} in {text!r}; the tasks are '
+                f'{sorted(SCHEDULES["full"])}')
+        try:
+            counts[task] = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f'{value!r} in {text!r} is not an iteration count; give '
+                f'N or task=N pairs, e.g. det=1200,seg=3000') from None
+        if counts[task] <= 0:
+            raise argparse.ArgumentTypeError(
+                f'iteration counts must be positive, got {text!r}')
+    return counts
+
+
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--methods', help='comma-separated subset, e.g. '
@@ -1224,10 +1248,12 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         'benchmarks_gain.png, benchmarks_loss.png)')
     parser.add_argument('--work-dir', default='work_dirs/bench',
                         help='data and cached runs')
-    parser.add_argument('--teacher-iters', type=int,
-                        help='override every task\'s teacher schedule')
-    parser.add_argument('--student-iters', type=int,
-                        help='override every task\'s student schedule')
+    parser.add_argument('--teacher-iters', type=iterations_by_task,
+                        help='override the teachers\' schedule: N for '
+                        'every task, or per task, e.g. det=4000,seg=2000')
+    parser.add_argument('--student-iters', type=iterations_by_task,
+                        help='override the students\' schedule: N for '
+                        'every task, or per task, e.g. det=1200,seg=3000')
     parser.add_argument('--prepare-only', action='store_true',
                         help='train (or load from the cache) only the '
                         'teachers and the students alone the chosen '
@@ -1287,9 +1313,10 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
                  SCHEDULES['quick' if args.quick else 'full'].items()}
     for schedule in schedules.values():
         schedule['glyphs'] = args.glyphs
-        for key in ('teacher_iters', 'student_iters'):
-            if getattr(args, key):
-                schedule[key] = getattr(args, key)
+    for key in ('teacher_iters', 'student_iters'):
+        for task, iters in (getattr(args, key) or {}).items():
+            for name in (schedules if task is None else [task]):
+                schedules[name][key] = iters
     start = time.time()
     os.makedirs(args.out, exist_ok=True)
     methods, skipped = split_peer_rows(args.methods, args.peers_path)
