@@ -12,13 +12,18 @@ sys.path.insert(0, osp.join(REPO, 'tools', 'benchmark'))
 import detr_feasibility  # noqa: E402
 
 
-def test_feasibility_run_appends_a_record_with_its_ap_curve(tmp_path):
+def test_feasibility_run_appends_a_record_with_its_ap_curve(tmp_path,
+                                                          monkeypatch):
     out = tmp_path / 'records.jsonl'
     argv = ['--model', 'student', '--iters', '4', '--eval-every', '2',
             '--batch-size', '2', '--num-train', '4', '--num-val', '2',
             '--work-dir', str(tmp_path / 'work'), '--out', str(out)]
     record = detr_feasibility.main(argv)
-    detr_feasibility.main(argv)
+    # the same run again is read from its record, not trained
+    with monkeypatch.context() as patch:
+        patch.setattr(detr_feasibility.Runner, 'from_cfg', None)
+        assert detr_feasibility.main(argv) == record
+    detr_feasibility.main(argv + ['--force'])
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 2 and lines[0]['config_hash'] == \
         lines[1]['config_hash'] == record['config_hash']

@@ -8,7 +8,10 @@ small record (metrics, iterations, learning rate, seconds, config hash) to
 ``--out`` (JSON lines), so the DETR rows of issue 19 start from measured
 schedules; ``--eval-every N`` also evaluates every N iterations and
 records the AP curve. Each run's folder in ``--work-dir`` is named by its
-config hash.
+config hash; a run whose config hash already has a record in ``--out`` is
+not trained again (its record is printed and returned; ``--force``
+retrains), so the records resume on any machine as the accuracy
+benchmark's do.
 
 Example::
 
@@ -51,6 +54,17 @@ class APCurveHook(Hook):
         self.curve.append([runner.iter, metrics['AP'], metrics['AP50']])
 
 
+def recorded_run(path: str, key: str) -> Optional[dict]:
+    """The last record of config hash ``key`` in the JSON lines at
+    ``path`` (``None``: none, or no file)."""
+    if not osp.exists(path):
+        return None
+    with open(path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return next((r for r in reversed(records)
+                 if r.get('config_hash') == key), None)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--model', choices=sorted(MODELS), default='teacher')
@@ -66,6 +80,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num-train', type=int, default=2000)
     parser.add_argument('--num-val', type=int, default=300)
     parser.add_argument('--work-dir', default='work_dirs/detr_feasibility')
+    parser.add_argument('--force', action='store_true',
+                        help='train even when --out has a record of this '
+                        'config hash')
     parser.add_argument('--out', default=osp.join(
         accuracy.REPO, 'tools', 'benchmark', 'records',
         'detr_feasibility.jsonl'))
@@ -88,6 +105,10 @@ def main(argv=None) -> dict:
         cfg.train_cfg.val_begin = args.eval_every
         cfg.train_cfg.val_interval = args.eval_every
     key = accuracy.config_hash(cfg, args.work_dir)
+    recorded = None if args.force else recorded_run(args.out, key)
+    if recorded is not None:
+        print(f'recorded in {args.out}: {json.dumps(recorded)}')
+        return recorded
     cfg.work_dir = osp.join(args.work_dir, f'dab-detr_{args.model}_{key}')
     runner = Runner.from_cfg(cfg)
     progress = ProgressHook(f'dab-detr {args.model}', 100)
