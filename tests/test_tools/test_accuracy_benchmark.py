@@ -57,13 +57,14 @@ def test_quick_run_writes_the_json_rows_the_table_and_the_plots(tmp_path):
 def test_run_records_let_another_work_dir_skip_the_finished_runs(tmp_path):
     """A benchmark interrupted on one machine resumes on another: each
     run's small record (no checkpoint) lands in --records, and a run with
-    a fresh --work-dir trains again only the teacher, whose checkpoint the
-    distilled run reads."""
+    a fresh --work-dir trains nothing that is recorded; the teacher is
+    trained again only for a distilled run left to train, which reads its
+    checkpoint."""
     records = tmp_path / 'records'
 
-    def run(work: str) -> list:
+    def run(work: str, seeds: str = '0') -> list:
         return accuracy.main([
-            '--quick', '--methods', 'det:fgfi', '--seeds', '0', '--out',
+            '--quick', '--methods', 'det:fgfi', '--seeds', seeds, '--out',
             str(tmp_path / 'docs'), '--work-dir', str(tmp_path / work),
             '--records', str(records)])
 
@@ -80,9 +81,16 @@ def test_run_records_let_another_work_dir_skip_the_finished_runs(tmp_path):
     assert [r['distilled'] for r in second] == [r['distilled']
                                                 for r in first]
     assert [r['student'] for r in second] == [r['student'] for r in first]
-    trained = [p.name for p in (tmp_path / 'second').iterdir()
-               if p.name.startswith('det_')]
-    assert [n.rsplit('_', 1)[0] for n in trained] == ['det_teacher']
+    def trained(work: str) -> list:
+        return sorted(p.name.rsplit('_', 1)[0]
+                      for p in (tmp_path / work).iterdir()
+                      if p.name.startswith('det_'))
+
+    assert trained('second') == []
+    third = run('third', seeds='0,1')
+    assert trained('third') == ['det_fgfi_seed1', 'det_student_seed1',
+                                'det_teacher']
+    assert third[0]['distilled'][0] == first[0]['distilled'][0]
     DefaultScope._instance_dict.clear()  # the runners' scopes
 
 

@@ -516,6 +516,16 @@ def run_cached(task: str, name: str, cfg: Config, cache: str,
     return result
 
 
+def is_cached(task: str, name: str, cfg: Config, cache: str,
+              records: Optional[str] = None) -> bool:
+    """Whether :func:`run_cached` would load ``cfg``'s run (from ``cache``
+    or its record) instead of training it."""
+    key = config_hash(cfg, cache)
+    work_dir = osp.join(cache, f'{task}_{name}_{key}')
+    return osp.isfile(osp.join(work_dir, 'result.json')) or bool(
+        records and osp.isfile(record_path(records, task, name, key)))
+
+
 def external_teachers(method_config: str) -> Optional[List[str]]:
     """The named teachers a distill config loads from a checkpoint (the
     slots of ``model.teachers`` with a ``config``), or ``None`` for a config
@@ -681,10 +691,12 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
             builders[suite] = config
         return builders[suite]
 
-    def teacher_of(suite: str) -> Dict:
+    def teacher_of(suite: str, need_checkpoint: bool = True) -> Dict:
         """The suite's trained teacher, shared by all its methods (and by
-        other suites' rows that name it)."""
-        if suite not in teachers:
+        other suites' rows that name it); without ``need_checkpoint``, its
+        record will do (every run that reads it is recorded)."""
+        if suite not in teachers or (need_checkpoint and not osp.isfile(
+                teachers[suite]['checkpoint'])):
             spec = SUITES[suite]
             sched = schedules[spec['task']]
             cfg = builder(suite)(
@@ -695,7 +707,7 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
             teachers[suite] = run_cached(spec['task'], 'teacher', cfg,
                                          cache, progress_interval,
                                          records=records,
-                                         need_checkpoint=True)
+                                         need_checkpoint=need_checkpoint)
         return teachers[suite]
 
     def student_alone(suite: str, seed: int,
@@ -804,14 +816,18 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
                     seeds, students)]
             teacher, named = None, {}  # the previous generation's
         elif slots is None:  # one teacher: the suite's
-            teacher = teacher_of(suite)
+            teacher_suites_read = [suite]
+            teacher = teacher_of(suite, need_checkpoint=prepare_only)
             students = students_of(suite)
             if prepare_only:
                 continue
             model = distill_model(path, teacher['checkpoint'])
         else:  # named teachers, each a suite's (or none: an EMA teacher)
             slot_suites = teacher_suites((suite, method))
-            slot_teachers = {name: teacher_of(slot_suites[name])
+            teacher_suites_read = [slot_suites[name] for name in slots
+                                   if name in slot_suites]
+            slot_teachers = {name: teacher_of(slot_suites[name],
+                                              need_checkpoint=prepare_only)
                              for name in slots if name in slot_suites}
             students = students_of(suite)
             if prepare_only:
@@ -826,11 +842,19 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
                           default=None)
 
         if not generation((suite, method)):
-            distilled = [run_cached(task, f'{method}_seed{seed}',
-                                    distilled_config(suite, path, model,
-                                                     seed), cache,
-                                    progress_interval, records=records)
-                         for seed in seeds]
+            configs = {seed: distilled_config(suite, path, model, seed)
+                       for seed in seeds}
+            # a teacher is trained again only for a run left to train
+            # (its checkpoint path, hence each run's hash, is the same)
+            if not all(is_cached(task, f'{method}_seed{seed}',
+                                 copy.deepcopy(cfg), cache, records)
+                       for seed, cfg in configs.items()):
+                for teacher_suite in teacher_suites_read:
+                    teacher_of(teacher_suite)
+            distilled = [run_cached(task, f'{method}_seed{seed}', cfg,
+                                    cache, progress_interval,
+                                    records=records)
+                         for seed, cfg in configs.items()]
         rows.append(dict(
             task=task, suite=suite, method=method,
             config=osp.relpath(path, REPO), metric=metric,
