@@ -49,7 +49,7 @@ def _rows(table: str, *rows: Tuple[str, str, float, int]
 
 #: ``(suite, method) -> Evidence`` for every row a reason cites
 EVIDENCE: Dict[Tuple[str, str], Evidence] = {
-    **_rows('benchmarks',
+    **_rows('benchmarks_600it',
             ('det', 'feature_imitation', 0.251, 3),
             ('det', 'cwd', 0.231, 3),
             ('det', 'fgfi', 0.223, 3),
