@@ -430,6 +430,22 @@ def record_path(records: str, task: str, name: str, key: str) -> str:
     return osp.join(records, f'{task}_{name}_{key}.json')
 
 
+def utc_date() -> str:
+    """The date a record carries: ``YYYY-MM-DD HH:MM UTC``."""
+    return time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
+
+
+def emit_json_line(record: Dict, path: Optional[str]) -> None:
+    """Print ``record`` as one JSON line and append it to ``path`` (the
+    JSON-lines record of a stats tool; ``None``: print only)."""
+    line = json.dumps(record)
+    print(line)
+    if path:
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        with open(path, 'a') as f:
+            f.write(line + '\n')
+
+
 def write_record(records: str, task: str, name: str, key: str, seed: int,
                  result: Dict) -> None:
     """The run's small record in ``records``: metrics, cost, config hash,
@@ -438,7 +454,7 @@ def write_record(records: str, task: str, name: str, key: str, seed: int,
                   losses={k: downsample(v)
                           for k, v in result.get('losses', {}).items()},
                   machine=machine(),
-                  date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
+                  date=utc_date())
     record.pop('checkpoint', None)
     os.makedirs(records, exist_ok=True)
     path = record_path(records, task, name, key)
@@ -472,11 +488,9 @@ def run_cached(task: str, name: str, cfg: Config, cache: str,
         and ``checkpoint`` (its path; absent on disk for a run loaded from
         its record).
     """
-    key = config_hash(cfg, cache)
-    cfg.work_dir = osp.join(cache, f'{task}_{name}_{key}')
+    key, cfg.work_dir, result_file, record = run_paths(task, name, cfg,
+                                                       cache, records)
     checkpoint = osp.join(cfg.work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
-    result_file = osp.join(cfg.work_dir, 'result.json')
-    record = record_path(records, task, name, key) if records else None
     if osp.isfile(result_file) and (not need_checkpoint or
                                     osp.isfile(checkpoint)):
         with open(result_file) as f:
@@ -516,14 +530,23 @@ def run_cached(task: str, name: str, cfg: Config, cache: str,
     return result
 
 
+def run_paths(task: str, name: str, cfg: Config, cache: str,
+              records: Optional[str] = None
+              ) -> Tuple[str, str, str, Optional[str]]:
+    """``(config hash, work dir, result file, record file or None)`` of
+    ``cfg``'s run in ``cache`` (:func:`run_cached`)."""
+    key = config_hash(cfg, cache)
+    work_dir = osp.join(cache, f'{task}_{name}_{key}')
+    return (key, work_dir, osp.join(work_dir, 'result.json'),
+            record_path(records, task, name, key) if records else None)
+
+
 def is_cached(task: str, name: str, cfg: Config, cache: str,
               records: Optional[str] = None) -> bool:
     """Whether :func:`run_cached` would load ``cfg``'s run (from ``cache``
     or its record) instead of training it."""
-    key = config_hash(cfg, cache)
-    work_dir = osp.join(cache, f'{task}_{name}_{key}')
-    return osp.isfile(osp.join(work_dir, 'result.json')) or bool(
-        records and osp.isfile(record_path(records, task, name, key)))
+    _, _, result_file, record = run_paths(task, name, cfg, cache, records)
+    return osp.isfile(result_file) or bool(record and osp.isfile(record))
 
 
 def external_teachers(method_config: str) -> Optional[List[str]]:

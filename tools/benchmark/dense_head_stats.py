@@ -28,11 +28,9 @@ Example::
         --data work_dirs/bench_det/data_det_2000_300 --batches 10
 """
 import argparse
-import json
 import os.path as osp
 import statistics
 import sys
-import time
 from typing import Dict, List, Optional
 
 import torch
@@ -133,12 +131,8 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         terms={name: {k: statistics.fmean(s[k] for s in steps if k in s)
                       for k in steps[0]} for name, steps in seen.items()},
         losses={k: statistics.fmean(v) for k, v in losses.items()},
-        date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
-    line = json.dumps(result)
-    print(line)
-    if args.out:
-        with open(args.out, 'a') as f:
-            f.write(line + '\n')
+        date=accuracy.utc_date())
+    accuracy.emit_json_line(result, args.out)
     return result
 
 

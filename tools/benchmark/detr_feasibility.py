@@ -20,7 +20,6 @@ Example::
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
 import time
@@ -128,12 +127,8 @@ def main(argv=None) -> dict:
         cpu_seconds=cpu_seconds, config_hash=key,
         num_train=args.num_train,
         wall_seconds=round(time.time() - start, 1),
-        date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
-        machine=accuracy.machine())
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'a') as f:
-        f.write(json.dumps(record) + '\n')
-    print(json.dumps(record))
+        date=accuracy.utc_date(), machine=accuracy.machine())
+    accuracy.emit_json_line(record, args.out)
     return record
 
 

@@ -28,11 +28,9 @@ Example::
         --data work_dirs/bench_seg/data_seg_region_2000_300 --batches 10
 """
 import argparse
-import json
 import os.path as osp
 import statistics
 import sys
-import time
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -176,12 +174,8 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         stats={k: sum(s[k] * s['pixels'] for s in steps) / total
                for k in steps[0] if k != 'pixels'},
         pixels_per_batch=statistics.fmean(s['pixels'] for s in steps),
-        date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
-    line = json.dumps(result)
-    print(line)
-    if args.out:
-        with open(args.out, 'a') as f:
-            f.write(line + '\n')
+        date=accuracy.utc_date())
+    accuracy.emit_json_line(result, args.out)
     return result
 
 
