@@ -170,6 +170,8 @@ METHODS = {
     # term's default 1; Chen et al.'s bound at margin 0, where it acts
     ('seg', 'pixel_w1'):
     'seg/pixel-w1_logits_digits_fcn_r18w32_r18w16-d8.py',
+    ('seg', 'pixel_t4'):
+    'seg/pixel-t4_logits_digits_fcn_r18w32_r18w16-d8.py',
     ('det', 'bounded_regression_m0'):
     'det/bounded_regression-m0_head_digits_gfl_r18w32_r18w16.py',
     ('seg', 'pixel+pair'):
@@ -244,6 +246,9 @@ METHODS = {
     'det/feature-imitation-ld_neck-head_digits_gfl_r18w32_r18w16.py',
     ('det', 'cwd+ld'):
     'det/cwd-ld_neck-head_digits_gfl_r18w32_r18w16.py',
+    ('det', 'feature_imitation+ld+soft_targets'):
+    'det/feature-imitation-ld-soft-targets_neck-head_digits_gfl_'
+    'r18w32_r18w16.py',
     ('seg', 'cwd+dist'):
     'seg/cwd-dist_logits_digits_fcn_r18w32_r18w16-d8.py',
     # what tools/recipe.py writes for the suite's teacher and student
