@@ -851,12 +851,13 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
                 continue
             model = distill_model(path, teacher['checkpoint'])
         else:  # named teachers, each a suite's (or none: an EMA teacher)
-            slot_suites = teacher_suites((suite, method))
-            teacher_suites_read = [slot_suites[name] for name in slots
-                                   if name in slot_suites]
-            slot_teachers = {name: teacher_of(slot_suites[name],
+            suite_of_slot = teacher_suites((suite, method))
+            slot_suites = {name: suite_of_slot[name] for name in slots
+                           if name in suite_of_slot}
+            teacher_suites_read = list(slot_suites.values())
+            slot_teachers = {name: teacher_of(teacher_suite,
                                               need_checkpoint=prepare_only)
-                             for name in slots if name in slot_suites}
+                             for name, teacher_suite in slot_suites.items()}
             students = students_of(suite)
             if prepare_only:
                 continue
