@@ -174,6 +174,10 @@ METHODS = {
     'seg/pixel-t4_logits_digits_fcn_r18w32_r18w16-d8.py',
     ('det', 'bounded_regression_m0'):
     'det/bounded_regression-m0_head_digits_gfl_r18w32_r18w16.py',
+    ('seg', 'pair'):
+    'seg/pair_head_digits_fcn_r18w32_r18w16-d8.py',
+    ('seg', 'adversarial'):
+    'seg/adversarial_logits_digits_fcn_r18w32_r18w16-d8.py',
     ('seg', 'pixel+pair'):
     'seg/pixel-pair_logits-head_digits_fcn_r18w32_r18w16-d8.py',
     ('seg', 'pixel+pair+adversarial'):
