@@ -94,6 +94,29 @@ def test_run_records_let_another_work_dir_skip_the_finished_runs(tmp_path):
     DefaultScope._instance_dict.clear()  # the runners' scopes
 
 
+def test_a_run_recorded_under_another_name_is_found_by_its_config_hash(
+        tmp_path):
+    """A student alone recorded as a compute-matched row
+    (``student_6000it_seed0``) is the same run as a suite's student at
+    6000 iterations (``student_seed0``): the lookup falls back to any
+    record of the task with the same config hash, and a run recorded
+    nowhere gets the path under its own name."""
+    records = tmp_path / 'records'
+    records.mkdir()
+    other = records / 'seg_student_6000it_seed0_0123456789.json'
+    other.write_text('{}')
+    (records / 'det_student_seed0_abcdef0123.json').write_text('{}')
+    assert accuracy.recorded_run(str(records), 'seg', 'student_seed0',
+                                 '0123456789') == str(other)
+    assert accuracy.recorded_run(str(records), 'seg', 'student_seed0',
+                                 'abcdef0123') == str(
+        records / 'seg_student_seed0_abcdef0123.json')
+    own = records / 'seg_student_seed0_0123456789.json'
+    own.write_text('{}')
+    assert accuracy.recorded_run(str(records), 'seg', 'student_seed0',
+                                 '0123456789') == str(own)
+
+
 def test_a_record_keeps_the_shape_of_a_long_loss_curve_at_a_small_size():
     values = [float(i) for i in range(1000)]
     points = accuracy.downsample(values, 200)

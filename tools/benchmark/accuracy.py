@@ -44,6 +44,7 @@ Usage::
 import argparse
 import copy
 import datetime
+import glob
 import hashlib
 import importlib
 import json
@@ -547,7 +548,21 @@ def run_paths(task: str, name: str, cfg: Config, cache: str,
     key = config_hash(cfg, cache)
     work_dir = osp.join(cache, f'{task}_{name}_{key}')
     return (key, work_dir, osp.join(work_dir, 'result.json'),
-            record_path(records, task, name, key) if records else None)
+            recorded_run(records, task, name, key) if records else None)
+
+
+def recorded_run(records: str, task: str, name: str, key: str) -> str:
+    """The record of the run with config hash ``key``: the one under
+    ``name`` or, if none, one recorded under another name (a student alone
+    at 6000 iterations is the same run whether a suite's students or a
+    compute-matched row named it). A run not recorded yet gets the path
+    under ``name``."""
+    own = record_path(records, task, name, key)
+    if osp.isfile(own):
+        return own
+    others = sorted(glob.glob(osp.join(glob.escape(records),
+                                       f'{task}_*_{key}.json')))
+    return others[0] if others else own
 
 
 def is_cached(task: str, name: str, cfg: Config, cache: str,
