@@ -28,7 +28,8 @@ from .pairwise import (PairwiseAffinityKD, cosine_affinity,
 from .pearson import PearsonFeatureKD, pearson_feature_loss
 from .relational import (RelationalKD, rkd_angle_loss,
                          rkd_distance_loss)
-from .response import PixelwiseKD, pixelwise_kl_divergence
+from .response import (PixelwiseKD, class_balanced_mean,
+                       pixelwise_kl_divergence, pixelwise_kl_map)
 from .roi_head import (RoIBackgroundWeightedSoftTargets,
                        RoITeacherBoundedRegression)
 from .roi_head_term import RoIHeadTerm
@@ -38,6 +39,7 @@ __all__ = ['ActivationBoundaryKD', 'activation_boundary_loss',
            'NeuronSelectivityTransfer', 'neuron_selectivity_loss',
            'DistillTerm', 'DenseHeadTerm', 'RoIHeadTerm', 'FeatureImitation', 'PixelwiseKD',
            'weighted_squared_error', 'pixelwise_kl_divergence',
+           'pixelwise_kl_map', 'class_balanced_mean',
            'BackgroundWeightedSoftTargets', 'BinaryClassificationKD',
            'CrossHeadKD', 'DecoupledHeadKD',
            'HeadClassificationKD', 'IoULocalizationKD',

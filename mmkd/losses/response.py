@@ -6,7 +6,7 @@ the student is pulled towards the teacher's with a KL divergence, computed
 at temperature T and multiplied by T² (Hinton et al., 2015) so gradients
 keep their scale across temperatures.
 """
-from typing import List, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -17,6 +17,25 @@ from ..adaptors import align_spatial
 from ..registry import MODELS
 from ..utils.validation import check_positive
 from .base import DistillTerm
+
+
+def pixelwise_kl_map(student_logits: torch.Tensor,
+                     teacher_logits: torch.Tensor,
+                     temperature: float = 1.0) -> torch.Tensor:
+    """``T² · KL(p_t^T ‖ p_s^T)`` at every pixel, in float32.
+
+    Args:
+        student_logits: (N, K, H, W) class scores before softmax.
+        teacher_logits: (N, K, H, W), the same shape.
+        temperature: T.
+
+    Returns:
+        (N, H, W): the KL divergence summed over the K classes.
+    """
+    t = temperature
+    log_p_s = F.log_softmax(student_logits.float() / t, dim=1)
+    log_p_t = F.log_softmax(teacher_logits.float() / t, dim=1)
+    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1) * t * t
 
 
 def pixelwise_kl_divergence(student_logits: torch.Tensor,
@@ -34,11 +53,62 @@ def pixelwise_kl_divergence(student_logits: torch.Tensor,
         over pixels (SKD's reference code sums over the batch instead, with
         T = 1 and weight 10).
     """
-    t = temperature
-    log_p_s = F.log_softmax(student_logits.float() / t, dim=1)
-    log_p_t = F.log_softmax(teacher_logits.float() / t, dim=1)
-    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)
-    return kl.mean() * t * t
+    return pixelwise_kl_map(student_logits, teacher_logits,
+                            temperature).mean()
+
+
+def class_balanced_mean(values: torch.Tensor, classes: torch.Tensor,
+                        valid: Optional[torch.Tensor] = None
+                        ) -> torch.Tensor:
+    """Mean of ``values`` within each class present, then over classes.
+
+    Every class present weighs the same whatever its area, so a class
+    covering 90 % of the pixels (the background) weighs as much as one
+    covering 1 %.
+
+    Args:
+        values: (N, H, W) per-pixel values.
+        classes: (N, H, W) integer class of each pixel.
+        valid: optional (N, H, W) bool; pixels outside it are left out.
+
+    Returns:
+        A scalar; 0 (connected to ``values``) when no pixel is valid.
+    """
+    values, classes = values.flatten(), classes.flatten()
+    if valid is not None:
+        keep = valid.flatten()
+        values, classes = values[keep], classes[keep]
+    if values.numel() == 0:
+        return values.sum() * 0.0
+    present, index = classes.unique(return_inverse=True)
+    sums = values.new_zeros(present.numel()).index_add(0, index, values)
+    counts = values.new_zeros(present.numel()).index_add(
+        0, index, torch.ones_like(values))
+    return (sums / counts).mean()
+
+
+RESOLUTIONS = ('logits', 'labels')
+
+
+def ground_truth_labels(data_samples: Sequence[BaseDataElement],
+                        term: str) -> torch.Tensor:
+    """The batch's ``gt_sem_seg`` maps stacked to (N, H, W)."""
+    try:
+        maps = [sample.gt_sem_seg.data for sample in data_samples]
+    except AttributeError:
+        raise ValueError(
+            f"Term {term!r}: resolution='labels' compares the maps at the "
+            f"ground truth's size and needs each data sample's "
+            f"gt_sem_seg (a segmentor's LoadAnnotations gives it); set "
+            f"resolution='logits' to compare the score maps as they "
+            f"are.") from None
+    sizes = {tuple(m.shape[-2:]) for m in maps}
+    if len(sizes) != 1:
+        raise ValueError(
+            f'Term {term!r}: the gt_sem_seg maps of a batch differ in size '
+            f'({sorted(sizes)}); pad them to one size in the data '
+            f'preprocessor (SegDataPreProcessor does).')
+    return torch.stack([m.reshape(m.shape[-2:]) for m in maps])
 
 
 @MODELS.register_module()
@@ -55,6 +125,18 @@ class PixelwiseKD(DistillTerm):
         temperature: T. Default 1, as in SKD.
         loss_weight: multiplier; SKD uses 10.
         warmup_iters: iterations with the term switched off.
+        resolution: where the maps are compared: ``'logits'`` (default,
+            SKD) at the score maps' own size (1/8 of the input for a
+            dilated FCN), or ``'labels'`` with both maps bilinearly
+            resized to the ground truth's size first, as mmseg's decode
+            loss resizes its logits before the cross-entropy; pixels at
+            ``ignore_index`` are then left out.
+        align_corners: of that resize; set it as the decode head's.
+        class_balanced: average the KL within each class the teacher
+            predicts, then over those classes (``class_balanced_mean``),
+            instead of over all pixels, so the background does not
+            outweigh the objects. Default False (SKD).
+        ignore_index: the void label of ``resolution='labels'``.
 
     Records may be float16/bfloat16 or mixed with float32 ones (``--amp``,
     a teacher under autocast): the loss is computed in float32.
@@ -87,9 +169,23 @@ class PixelwiseKD(DistillTerm):
                  teacher: Union[str, dict],
                  temperature: float = 1.0,
                  loss_weight: float = 1.0,
-                 warmup_iters: int = 0) -> None:
+                 warmup_iters: int = 0,
+                 resolution: str = 'logits',
+                 align_corners: bool = False,
+                 class_balanced: bool = False,
+                 ignore_index: int = 255) -> None:
         super().__init__(student, teacher, loss_weight, warmup_iters)
         self.temperature = check_positive(temperature, 'temperature')
+        if resolution not in RESOLUTIONS:
+            raise ValueError(
+                f'PixelwiseKD: resolution must be one of {RESOLUTIONS} '
+                f'(the score maps as they are, or both resized to the '
+                f'ground truth as the decode loss sees them); got '
+                f'{resolution!r}.')
+        self.resolution = resolution
+        self.align_corners = bool(align_corners)
+        self.class_balanced = bool(class_balanced)
+        self.ignore_index = int(ignore_index)
 
     def setup(self, student_levels: List[torch.Tensor],
               teacher_levels: List[torch.Tensor],
@@ -106,8 +202,35 @@ class PixelwiseKD(DistillTerm):
     def compute(self, student_levels: List[torch.Tensor],
                 teacher_levels: List[torch.Tensor],
                 data_samples: Sequence[BaseDataElement]) -> torch.Tensor:
-        # resized in float32: low-precision logits lose digits otherwise
-        return sum(
-            pixelwise_kl_divergence(align_spatial(s.float(), t.shape[-2:]),
-                                    t, self.temperature)
-            for s, t in zip(student_levels, teacher_levels))
+        labels = None
+        if self.resolution == 'labels':
+            labels = ground_truth_labels(data_samples, self.name).to(
+                student_levels[0].device)
+        total = student_levels[0].new_zeros((), dtype=torch.float32)
+        for s, t in zip(student_levels, teacher_levels):
+            s, t = self._compared_maps(s, t, labels)
+            kl = pixelwise_kl_map(s, t, self.temperature)
+            valid = None if labels is None else labels != self.ignore_index
+            if self.class_balanced:
+                total = total + class_balanced_mean(kl, t.argmax(dim=1),
+                                                    valid)
+            elif valid is None:
+                total = total + kl.mean()
+            elif valid.any():
+                total = total + kl[valid].mean()
+            else:
+                total = total + kl.sum() * 0.0
+        return total
+
+    def _compared_maps(self, s: torch.Tensor, t: torch.Tensor,
+                       labels: Optional[torch.Tensor]
+                       ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The two maps at the compared size, in float32 (low-precision
+        logits lose digits when resized)."""
+        if labels is None:
+            return align_spatial(s.float(), t.shape[-2:]), t.float()
+        size = tuple(labels.shape[-2:])
+        return tuple(
+            x.float() if tuple(x.shape[-2:]) == size else F.interpolate(
+                x.float(), size=size, mode='bilinear',
+                align_corners=self.align_corners) for x in (s, t))

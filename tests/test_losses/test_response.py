@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from mmkd.losses import PixelwiseKD, pixelwise_kl_divergence
+from mmkd.losses import (PixelwiseKD, class_balanced_mean,
+                         pixelwise_kl_divergence, pixelwise_kl_map)
 
 
 def _kl(p, q):
@@ -86,3 +87,72 @@ def test_cross_entropy_plus_weighted_kl_pulls_the_student_to_the_mix(weight):
     # and the student's prediction at that pixel follows the teacher's
     # mistake only when the KL dominates
     assert (optimum.argmax().item() == label) == (weight == 1.0)
+
+
+def test_class_balanced_mean_by_hand():
+    # three pixels of class 0 (KL 1, 2, 3) and one of class 1 (KL 10):
+    # class means 2 and 10, so 6 (the plain mean is 4)
+    values = torch.tensor([[[1.0, 2.0], [3.0, 10.0]]])
+    classes = torch.tensor([[[0, 0], [0, 1]]])
+    assert class_balanced_mean(values, classes).item() == pytest.approx(6.0)
+    # a pixel left out leaves its class's mean to the others
+    valid = torch.tensor([[[True, True], [False, True]]])
+    assert class_balanced_mean(values, classes, valid).item() == \
+        pytest.approx((1.5 + 10.0) / 2)
+    # nothing valid: zero, still connected to the graph
+    values.requires_grad_()
+    empty = class_balanced_mean(values, classes, torch.zeros_like(valid))
+    assert empty.item() == 0.0 and empty.requires_grad
+
+
+def test_class_balanced_term_weighs_each_teacher_class_alike():
+    # pixel 0: the teacher says class 0; pixels 1-3: class 1
+    teacher = torch.tensor([[4.0, 0.0, 0.0, 0.0],
+                            [0.0, 4.0, 4.0, 4.0]]).reshape(1, 2, 1, 4)
+    student = torch.randn(1, 2, 1, 4)
+    kl = pixelwise_kl_map(student, teacher)[0, 0]
+    term = PixelwiseKD('a', 'b', class_balanced=True)
+    term.setup([student], [teacher], None)
+    loss = term(student, teacher, [], iteration=0)
+    assert loss.item() == pytest.approx(
+        (kl[0].item() + kl[1:].mean().item()) / 2, rel=1e-5)
+
+
+def _sample_with_labels(labels):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    sample = SegDataSample()
+    sample.gt_sem_seg = PixelData(data=labels[None])
+    return sample
+
+
+def test_label_resolution_compares_the_upsampled_maps_off_void():
+    s, t = torch.randn(1, 3, 2, 2), torch.randn(1, 3, 2, 2)
+    labels = torch.zeros(4, 4, dtype=torch.long)
+    labels[0, 0] = 255  # void: left out
+    term = PixelwiseKD('a', 'b', resolution='labels')
+    term.setup([s], [t], None)
+    loss = term(s, t, [_sample_with_labels(labels)], iteration=0)
+    up = [torch.nn.functional.interpolate(x, size=(4, 4), mode='bilinear',
+                                          align_corners=False)
+          for x in (s, t)]
+    kl = pixelwise_kl_map(*up)[0]
+    assert loss.item() == pytest.approx(kl.flatten()[1:].mean().item(),
+                                        rel=1e-5)
+    # not the score-map comparison
+    assert loss.item() != pytest.approx(pixelwise_kl_divergence(s, t).item())
+
+
+def test_label_resolution_without_labels_says_what_to_change():
+    term = PixelwiseKD('a', 'b', resolution='labels')
+    term.name = 'logits'
+    s = torch.randn(1, 3, 2, 2)
+    term.setup([s], [s], None)
+    with pytest.raises(ValueError, match=r"'logits'.*gt_sem_seg.*"
+                       r"resolution='logits'"):
+        term(s, s, [object()], iteration=0)
+
+
+def test_unknown_resolution_is_a_build_error():
+    with pytest.raises(ValueError, match=r"'logits', 'labels'.*'input'"):
+        PixelwiseKD('a', 'b', resolution='input')

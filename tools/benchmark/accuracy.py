@@ -173,6 +173,12 @@ METHODS = {
     'seg/pixel-w1_logits_digits_fcn_r18w32_r18w16-d8.py',
     ('seg', 'pixel_t4'):
     'seg/pixel-t4_logits_digits_fcn_r18w32_r18w16-d8.py',
+    # the pixel term compared at the labels' resolution, and with a
+    # class-balanced mean: the two readings of why it hurts the digits
+    ('seg', 'pixel_labels'):
+    'seg/pixel-labels_logits_digits_fcn_r18w32_r18w16-d8.py',
+    ('seg', 'pixel_balanced'):
+    'seg/pixel-balanced_logits_digits_fcn_r18w32_r18w16-d8.py',
     ('det', 'bounded_regression_m0'):
     'det/bounded_regression-m0_head_digits_gfl_r18w32_r18w16.py',
     ('seg', 'pair'):
