@@ -44,6 +44,24 @@ def test_pixel_stats_by_hand():
     assert stats['student_right_teacher_wrong'] == pytest.approx(1 / 3)
 
 
+def test_score_map_stats_by_hand():
+    # a 2x2 score map over 4x4 labels: cell (0, 0) says class 1, the other
+    # three the background (0); the labels hold 4 object pixels, two in
+    # the class-1 cell and two in background cells, and one void pixel
+    teacher = torch.zeros(1, 2, 2, 2)
+    teacher[0, 1, 0, 0] = 5.0
+    teacher[0, 0, 0, 1] = teacher[0, 0, 1, 0] = teacher[0, 0, 1, 1] = 5.0
+    labels = torch.zeros(1, 4, 4, dtype=torch.long)
+    labels[0, 0, 0] = labels[0, 1, 1] = 1  # in cell (0, 0)
+    labels[0, 0, 2] = 1  # in cell (0, 1)
+    labels[0, 3, 3] = 2  # in cell (1, 1)
+    labels[0, 2, 0] = 255
+    stats = seg_logit_stats.score_map_stats(teacher, labels)
+    assert stats['labelled_background'] == pytest.approx(11 / 15)
+    assert stats['map_background'] == pytest.approx(3 / 4)
+    assert stats['object_pixels_in_background_cells'] == pytest.approx(0.5)
+
+
 def test_run_on_a_tiny_set_and_missing_inputs_are_named(tmp_path):
     data = accuracy.ensure_data('seg', str(tmp_path), 4, 2)
     ckpts = {}
@@ -65,6 +83,7 @@ def test_run_on_a_tiny_set_and_missing_inputs_are_named(tmp_path):
     assert 0.0 <= stats['teacher_entropy'] <= 1.0 + 1e-6
     assert stats['target_wrong_w1'] == 0.0  # the label keeps half
     assert 'student_right_teacher_wrong' in stats
+    assert 0.0 <= stats['object_pixels_in_background_cells'] <= 1.0
     assert out.read_text().count('\n') == 1
     with pytest.raises(FileNotFoundError, match='no ann_dir'):
         seg_logit_stats.main(['--teacher-checkpoint', ckpts['teacher'],

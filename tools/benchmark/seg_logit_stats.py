@@ -16,7 +16,16 @@ runs both on training batches and reports, over the labelled pixels:
   where the minimiser of ``CE + w · KL(p_t ‖ p_s)``, ``(y + w·p_t) / (1 +
   w)``, does not pick the label (the pixels the term teaches wrongly);
 - with a student: ``student_right_teacher_wrong``, the pixels the student
-  alone gets right where the teacher does not.
+  alone gets right where the teacher does not;
+- at the score maps' own resolution (what ``PixelwiseKD`` compares by
+  default, 1/8 of the input for a dilated FCN): ``labelled_background``,
+  the background's share of the labelled pixels; ``map_background``, the
+  share of score-map cells whose teacher argmax is the background;
+  ``object_pixels_in_background_cells``, the share of the labelled object
+  pixels whose cell (the score map's cell covering them) the teacher's
+  map calls background, i.e. where a KL on the score map pulls towards
+  the background what the cross-entropy on the resized map calls an
+  object.
 
 It explains why pixel-wise KD moves a student or not (docs/evidence.md);
 it trains nothing and appends one JSON line to ``--out`` if given.
@@ -94,6 +103,34 @@ def pixel_stats(teacher_logits: torch.Tensor, labels: torch.Tensor,
     return stats
 
 
+def score_map_stats(teacher_map: torch.Tensor, labels: torch.Tensor,
+                    background: int = 0,
+                    ignore_index: int = 255) -> Dict[str, float]:
+    """Statistics at the score map's own resolution (module docstring).
+
+    Args:
+        teacher_map: (N, K, h, w) scores as the head gives them.
+        labels: (N, H, W) class indices at the input's resolution; each
+            pixel belongs to the cell ``(y * h // H, x * w // W)``.
+        background: the background's class index.
+        ignore_index: the label of unlabelled pixels.
+    """
+    cells = teacher_map.argmax(1)  # (N, h, w)
+    (h, w), (H, W) = cells.shape[-2:], labels.shape[-2:]
+    rows = torch.arange(H, device=labels.device) * h // H
+    cols = torch.arange(W, device=labels.device) * w // W
+    cell_of_pixel = cells[:, rows][:, :, cols]  # (N, H, W)
+    keep = labels != ignore_index
+    objects = keep & (labels != background)
+    return dict(
+        labelled_background=float(
+            (labels[keep] == background).float().mean()),
+        map_background=float((cells == background).float().mean()),
+        object_pixels_in_background_cells=float(
+            (cell_of_pixel[objects] == background).float().mean())
+        if objects.any() else 0.0)
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--teacher-config', default=accuracy.SUITES['seg'][
@@ -154,17 +191,20 @@ def main(argv: Optional[List[str]] = None) -> Dict:
             if i == args.batches:
                 break
             data = teacher.model.data_preprocessor(batch, False)
-            metas = [s.metainfo for s in data['data_samples']]
             labels = torch.stack([s.gt_sem_seg.data[0]
                                   for s in data['data_samples']])
-            logits = [
-                F.interpolate(runner.model.encode_decode(
-                    data['inputs'], metas), size=labels.shape[-2:],
-                    mode='bilinear', align_corners=False)
+            # the head's own score maps (encode_decode resizes them)
+            maps = [runner.model.decode_head(
+                runner.model.extract_feat(data['inputs']))
                 for runner in (teacher, student) if runner is not None]
-            steps.append(pixel_stats(
+            logits = [F.interpolate(m, size=labels.shape[-2:],
+                                    mode='bilinear', align_corners=False)
+                      for m in maps]
+            stats = pixel_stats(
                 logits[0], labels, weights, args.temperature,
-                logits[1] if student is not None else None))
+                logits[1] if student is not None else None)
+            stats.update(score_map_stats(maps[0], labels))
+            steps.append(stats)
     total = sum(s['pixels'] for s in steps)
     result = dict(
         teacher_checkpoint=args.teacher_checkpoint,
