@@ -180,6 +180,15 @@ class HolisticAdversarialKD(AdversarialTerm):
         warmup_iters: iterations with the student's adversarial loss off
             (the discriminator still trains).
 
+    At small scale: on the digits seg suite at 3000 iterations the term
+    alone does not lift the student (docs/evidence.md). The critic's loss
+    (``loss_discriminator_<name>``: ``D(student) − D(teacher)`` plus its
+    penalty), averaged over the last third of training, is about 0.001
+    (``tools/benchmark/record_losses.py`` on the run records): the critic
+    no longer tells the student's nearly one-hot maps from the teacher's,
+    so ``−E D(Q_s)`` pushes the student along a critic gradient that does
+    not point to the teacher.
+
     Examples:
         >>> distill = dict(holistic=dict(
         ...     type='HolisticAdversarialKD',

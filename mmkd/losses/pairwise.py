@@ -73,6 +73,16 @@ class PairwiseAffinityKD(DistillTerm):
         loss_weight: multiplier; SKD uses 0.5–1.
         warmup_iters: iterations with the term switched off.
 
+    At small scale: on the digits seg suite at 3000 iterations (FCN head
+    features, teacher 84.7 mIoU, students alone 82.3) the term alone gains
+    +0.33 ± 0.48 mIoU (3/5 seeds up): within noise. It does transfer what
+    it reads: measured with ``tools/benchmark/term_distance.py`` on
+    training batches, the distilled students' pair-wise distance to the
+    teacher is 0.004-0.010 against 0.062 for the student alone (0.147 at
+    initialisation), at the same training cross-entropy (0.038). The
+    teacher's affinities are learned, and do not move the metric there
+    (docs/evidence.md).
+
     Examples:
         >>> distill = dict(pair=dict(
         ...     type='PairwiseAffinityKD', student='decode_head.bottleneck',
