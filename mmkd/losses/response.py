@@ -41,18 +41,10 @@ def pixelwise_kl_map(student_logits: torch.Tensor,
 def pixelwise_kl_divergence(student_logits: torch.Tensor,
                             teacher_logits: torch.Tensor,
                             temperature: float = 1.0) -> torch.Tensor:
-    """``T² · mean over (N, H, W) of KL(p_t^T ‖ p_s^T)``, in float32.
-
-    Args:
-        student_logits: (N, K, H, W) class scores before softmax.
-        teacher_logits: (N, K, H, W), the same shape.
-        temperature: T.
-
-    Returns:
-        A scalar: the KL divergence summed over the K classes and averaged
-        over pixels (SKD's reference code sums over the batch instead, with
-        T = 1 and weight 10).
-    """
+    """``T² · mean over (N, H, W) of KL(p_t^T ‖ p_s^T)``, in float32: the
+    mean of :func:`pixelwise_kl_map` (same arguments) over all pixels.
+    SKD's reference code sums over the batch instead, with T = 1 and
+    weight 10."""
     return pixelwise_kl_map(student_logits, teacher_logits,
                             temperature).mean()
 
