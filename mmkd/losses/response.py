@@ -135,19 +135,28 @@ class PixelwiseKD(DistillTerm):
 
     At small scale: on the digits seg suite at 3000 iterations (teacher
     84.7 mIoU, students alone 82.3) this term costs the student 0.9 mIoU
-    at SKD's weight 10 (0/5 seeds up) and 0.7 at weight 1 (0/3), so the
-    weight is not the cause. The teacher's T = 1 maps there are nearly
-    one-hot (mean max probability 0.98, entropy 2.6 % of log K, 98.5 % of
-    training pixels right; ``tools/benchmark/seg_logit_stats.py``): the
-    term hands the student little beyond its labels. At T = 4 the same
-    maps have an entropy of 0.75 log K, the signal CWD (T = 4) and DIST
-    read, yet the term still costs 0.4 mIoU at T = 4 (0/3 seeds), and 2.5
-    from a stronger teacher (88.7 mIoU, 0/3): neither the weight, the
-    temperature nor the teacher is the cause. The student loses more
-    mean accuracy than mIoU (recall on the digit classes); our unverified
-    reading is that the mean over all pixels is dominated by confident
-    background pixels. The defaults stay SKD's T = 1 with weight 1; on a
-    confident teacher prefer ``ChannelWiseKD`` (docs/evidence.md).
+    at SKD's weight 10 (0/5 seeds up). Ruled out as causes, each on seeds
+    0-2: the weight (0.7 at weight 1), the temperature (0.4 at T = 4) and
+    the teacher (2.5 from an 88.7-mIoU teacher). What the measurements
+    say instead (docs/evidence.md):
+
+    - there is little to teach: the teacher's T = 1 maps are nearly its
+      labels (max probability 0.98, 98.5 % of training pixels right;
+      ``tools/benchmark/seg_logit_stats.py``), and the student alone is
+      already 0.017 nats a pixel from them (2.35 at initialisation;
+      ``tools/benchmark/term_distance.py``);
+    - most of the cost is the resolution: on the 1/8 score maps 14 % of
+      the object pixels lie in cells the teacher's map calls background,
+      where the cross-entropy on the resized map calls them objects. With
+      ``resolution='labels'`` the cost falls from 0.93 to 0.33 mIoU on the
+      same seeds (1/3 up);
+    - the background's weight is not the cause: ``class_balanced=True``
+      raises mean accuracy (88.9 → 91.1) and costs 4.1 mIoU; it buys the
+      digits' recall with their precision.
+
+    The defaults stay SKD's (T 1, score-map resolution, mean over pixels)
+    with weight 1; on a confident teacher prefer ``resolution='labels'``,
+    or ``ChannelWiseKD``, which gains there.
 
     Examples:
         >>> distill = dict(logits=dict(
