@@ -77,9 +77,10 @@ def match_weight_dtype(x: torch.Tensor,
     return x.to(weight.dtype)
 
 
-def align_spatial(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+def align_spatial(x: torch.Tensor, size: Sequence[int],
+                  align_corners: bool = False) -> torch.Tensor:
     """Bilinearly resize ``x`` (N, C, H, W) to ``size`` if it differs."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     return F.interpolate(x, size=tuple(size), mode='bilinear',
-                         align_corners=False)
+                         align_corners=align_corners)

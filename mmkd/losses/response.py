@@ -6,7 +6,7 @@ the student is pulled towards the teacher's with a KL divergence, computed
 at temperature T and multiplied by T² (Hinton et al., 2015) so gradients
 keep their scale across temperatures.
 """
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -123,7 +123,9 @@ class PixelwiseKD(DistillTerm):
             resized to the ground truth's size first, as mmseg's decode
             loss resizes its logits before the cross-entropy; pixels at
             ``ignore_index`` are then left out.
-        align_corners: of that resize; set it as the decode head's.
+        align_corners: of the bilinear resizes (the student's map to the
+            teacher's, or both to the labels); set it as the decode
+            head's.
         class_balanced: average the KL within each class the teacher
             predicts, then over those classes (``class_balanced_mean``),
             instead of over all pixels, so the background does not
@@ -203,35 +205,28 @@ class PixelwiseKD(DistillTerm):
     def compute(self, student_levels: List[torch.Tensor],
                 teacher_levels: List[torch.Tensor],
                 data_samples: Sequence[BaseDataElement]) -> torch.Tensor:
-        labels = None
+        labels = valid = None
         if self.resolution == 'labels':
             labels = ground_truth_labels(data_samples, self.name).to(
                 student_levels[0].device)
+            valid = labels != self.ignore_index
+        size = None if labels is None else labels.shape[-2:]
         total = student_levels[0].new_zeros((), dtype=torch.float32)
         for s, t in zip(student_levels, teacher_levels):
-            s, t = self._compared_maps(s, t, labels)
+            # resized in float32: low-precision logits lose digits otherwise
+            s, t = (align_spatial(x.float(), size or t.shape[-2:],
+                                  self.align_corners) for x in (s, t))
             kl = pixelwise_kl_map(s, t, self.temperature)
-            valid = None if labels is None else labels != self.ignore_index
-            if self.class_balanced:
-                total = total + class_balanced_mean(kl, t.argmax(dim=1),
-                                                    valid)
-            elif valid is None:
-                total = total + kl.mean()
-            elif valid.any():
-                total = total + kl[valid].mean()
-            else:
-                total = total + kl.sum() * 0.0
+            total = total + self._reduce(kl, t, valid)
         return total
 
-    def _compared_maps(self, s: torch.Tensor, t: torch.Tensor,
-                       labels: Optional[torch.Tensor]
-                       ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The two maps at the compared size, in float32 (low-precision
-        logits lose digits when resized)."""
-        if labels is None:
-            return align_spatial(s.float(), t.shape[-2:]), t.float()
-        size = tuple(labels.shape[-2:])
-        return tuple(
-            x.float() if tuple(x.shape[-2:]) == size else F.interpolate(
-                x.float(), size=size, mode='bilinear',
-                align_corners=self.align_corners) for x in (s, t))
+    def _reduce(self, kl: torch.Tensor, teacher: torch.Tensor,
+                valid: Optional[torch.Tensor]) -> torch.Tensor:
+        """The per-pixel KL (N, H, W) to a scalar over ``valid`` pixels
+        (all when ``None``): per teacher class then over classes, or over
+        pixels."""
+        if self.class_balanced:
+            return class_balanced_mean(kl, teacher.argmax(dim=1), valid)
+        if valid is None:
+            return kl.mean()
+        return kl[valid].mean() if valid.any() else kl.sum() * 0.0

@@ -72,6 +72,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def _distances(cfg: Config, student: str, args: argparse.Namespace
                ) -> Dict[str, float]:
+    # a runner of its own for each student: each sees the same batches in
+    # the same order, and ``init`` a fresh initialisation of that seed
     runner = Runner.from_cfg(cfg.copy())
     model = runner.model
     if student != INIT:
