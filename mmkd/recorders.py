@@ -256,6 +256,15 @@ class ModelRecorder:
     def clear(self) -> None:
         self._calls = {}
 
+    def records(self) -> Dict[ReadSpec, List[Any]]:
+        """Every recorded value, by spec (each a list of calls)."""
+        return {spec: list(values) for spec, values in self._calls.items()}
+
+    def load_records(self, records: Dict[ReadSpec, List[Any]]) -> None:
+        """Stand in for a forward: the records :meth:`get` returns, e.g. a
+        teacher's cached ones (:mod:`mmkd.distillers.teacher_cache`)."""
+        self._calls = {spec: list(values) for spec, values in records.items()}
+
     def call_counts(self) -> Dict[ReadSpec, int]:
         return {spec: len(self._calls.get(spec, ())) for spec in self.specs}
 

@@ -181,6 +181,10 @@ class ModelSlot:
     recorder: Any = None
     #: maps the student's normalisation to the slot's, or ``None``
     input_converter: Optional[nn.Module] = None
+    #: a frozen teacher's per-sample records
+    #: (:class:`~mmkd.distillers.teacher_cache.TeacherOutputCache`), or
+    #: ``None`` (``cache_outputs=False``, the default)
+    cache: Any = None
 
     def __str__(self) -> str:
         return f'{self.role} slot {self.name!r}'

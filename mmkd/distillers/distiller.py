@@ -42,6 +42,7 @@ from .slot_inputs import (ExtraInputsPreprocessor, copy_samples,
 from .teacher import (build_frozen_teacher, build_model_in_scope,
                       check_ema_decay, check_teacher_reference,
                       current_scope)
+from .teacher_cache import TeacherOutputCache, check_batch_first
 from .teacher_inputs import TeacherInputConverter
 from .trainable import (build_trainable_slot, detach_record,
                         load_peer_checkpoint, slot_losses)
@@ -80,7 +81,11 @@ class Distiller(BaseModel):
             when training with ``--amp``; see
             :func:`~mmkd.slots.parse_autocast`), ``inputs`` (its own
             resolution or batch key, :class:`~mmkd.slots.SlotInputs`),
-            ``strip_prefix``. The short form of ``teachers=dict(
+            ``strip_prefix``, ``cache_outputs`` (``True``: the teacher runs
+            once per distinct input and its records are reused in later
+            epochs, for deterministic train pipelines; see
+            :mod:`~mmkd.distillers.teacher_cache`). The short form of
+            ``teachers=dict(
             teacher=...)``.
         distill: ``{name: term config}``; each term becomes a
             ``loss_distill_<name>`` entry of the loss dict. With several
@@ -253,6 +258,8 @@ class Distiller(BaseModel):
                 'checkpoint'), scope, cfg.get('strip_prefix'), where=where)
             slot = ModelSlot(name, role, module, inputs, autocast,
                              checkpoint=cfg.get('checkpoint'))
+            if cfg.get('cache_outputs', False):
+                slot.cache = TeacherOutputCache(name)
         if not inputs.key:  # None when both normalise images alike
             slot.input_converter = TeacherInputConverter.between(
                 self.data_preprocessor, module.data_preprocessor)
@@ -441,7 +448,8 @@ class Distiller(BaseModel):
             if not slot.recorder.specs or slot.trainable:
                 continue
             try:
-                self._run_slot(slot, inputs, teacher_samples, extra_inputs)
+                self._run_slot(slot, inputs, teacher_samples, extra_inputs,
+                               use_cache=False)
             except Exception as err:
                 raise RuntimeError(
                     f'The teacher {slot.name!r} '
@@ -451,6 +459,11 @@ class Distiller(BaseModel):
                     'student and the teachers accept.') from err
             slot.recorder.expected_calls = slot.recorder.call_counts()
             self._check_teacher_records_finite(slot)
+            if slot.cache is not None:
+                for spec, values in slot.recorder.records().items():
+                    for value in values:
+                        check_batch_first(value, inputs.shape[0],
+                                          f'{spec} of teacher {slot.name!r}')
         self._give_inputs(inputs)
         for name, term in self.distill_terms.items():
             self._set_up_term(name, term, samples, device)
@@ -672,9 +685,13 @@ class Distiller(BaseModel):
     @torch.no_grad()
     def _run_slot(self, slot: ModelSlot, inputs: torch.Tensor,
                   data_samples: Sequence[BaseDataElement],
-                  extra_inputs: Optional[Dict[str, list]]) -> None:
+                  extra_inputs: Optional[Dict[str, list]],
+                  use_cache: bool = True) -> None:
         """One teacher's forward on its inputs, recording what its terms
-        read (it stops once they are recorded)."""
+        read (it stops once they are recorded). A teacher with
+        ``cache_outputs=True`` runs only on the samples it has not seen
+        (:mod:`~mmkd.distillers.teacher_cache`); ``use_cache=False``
+        (the probe) runs it on the whole batch and caches nothing."""
         if slot.inputs.key:
             raw = extra_inputs_of(extra_inputs, slot.inputs.key, slot.name)
             data = slot.module.data_preprocessor(
@@ -686,6 +703,22 @@ class Distiller(BaseModel):
         if slot.inputs.rescaled:
             inputs, data_samples = rescale_batch(inputs, data_samples,
                                                  slot.inputs.scale)
+        if slot.cache is None or not use_cache:
+            self._forward_slot(slot, inputs, data_samples)
+            return
+        keys = slot.cache.keys(inputs, data_samples)
+        todo = slot.cache.missing(keys)
+        if todo:
+            self._forward_slot(slot, inputs[todo],
+                               [data_samples[i] for i in todo])
+            slot.cache.store([keys[i] for i in todo], slot.recorder.records())
+        slot.recorder.load_records(
+            slot.cache.batch(keys, inputs.device, fresh=len(todo)))
+
+    @staticmethod
+    def _forward_slot(slot: ModelSlot, inputs: torch.Tensor,
+                      data_samples: Sequence[BaseDataElement]) -> None:
+        """The slot's tensor-mode forward, recording what terms read."""
         slot.recorder.active = True
         try:
             with slot_autocast(inputs.device.type, slot.autocast):

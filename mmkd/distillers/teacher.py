@@ -115,7 +115,7 @@ def check_checkpoint_reference(checkpoint: Optional[str]) -> None:
 #: the keys of a frozen teacher's config (``teacher=`` or an entry of
 #: ``teachers=``)
 TEACHER_KEYS = ('config', 'checkpoint', 'strip_prefix', 'autocast',
-                'inputs', 'role')
+                'inputs', 'role', 'cache_outputs')
 #: the keys of an EMA teacher's config
 EMA_KEYS = ('role', 'decay', 'autocast', 'inputs')
 
@@ -125,7 +125,8 @@ def check_teacher_reference(teacher: dict, where: str = 'teacher') -> None:
 
     Args:
         teacher: ``dict(config=..., checkpoint=...[, strip_prefix=...,
-            autocast=..., inputs=...])``, ``dict(role='ema'[,
+            autocast=..., inputs=..., cache_outputs=...])``,
+            ``dict(role='ema'[,
             decay=..., autocast=..., inputs=...])``, or a trainable slot
             (:func:`~mmkd.distillers.trainable.check_trainable_reference`).
         where: how the config names it (``'teacher'``,
@@ -150,6 +151,11 @@ def check_teacher_reference(teacher: dict, where: str = 'teacher') -> None:
     parse_autocast(teacher.get('autocast', False), where)
     SlotInputs.parse(teacher.get('inputs'), where)
     if role == 'ema':
+        if 'cache_outputs' in teacher:
+            raise ValueError(
+                f'{where} is an EMA teacher: its weights change every step, '
+                'so its outputs cannot be cached. Remove cache_outputs (it '
+                'is for frozen teachers).')
         unknown = set(teacher) - set(EMA_KEYS)
         if unknown:
             raise ValueError(
@@ -162,8 +168,12 @@ def check_teacher_reference(teacher: dict, where: str = 'teacher') -> None:
     if unknown or 'config' not in teacher:
         raise ValueError(
             f'{where} must be dict(config=..., checkpoint=...[, '
-            'strip_prefix=..., autocast=..., inputs=...]); got keys '
-            f'{sorted(teacher)}.')
+            'strip_prefix=..., autocast=..., inputs=..., cache_outputs=...'
+            f']); got keys {sorted(teacher)}.')
+    if not isinstance(teacher.get('cache_outputs', False), bool):
+        raise ValueError(
+            f'{where}.cache_outputs must be True or False; got '
+            f'{teacher["cache_outputs"]!r}.')
     check_checkpoint_reference(teacher.get('checkpoint'))
 
 
