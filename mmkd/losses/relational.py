@@ -43,6 +43,7 @@ from ..utils.model_kind import is_segmentor
 from ..utils.validation import (check_iterations, check_loss_weight,
                                 check_positive)
 from .base import DistillTerm
+from .response import ground_truth_labels
 
 EMBEDDINGS = ('auto', 'gt_instances', 'class_regions')
 
@@ -422,9 +423,11 @@ class RelationalKD(DistillTerm):
                        teacher_levels: List[torch.Tensor],
                        data_samples: Sequence[BaseDataElement]
                        ) -> torch.Tensor:
-        labels = torch.stack([
-            sample.gt_sem_seg.data.reshape(sample.gt_sem_seg.data.shape[-2:])
-            for sample in data_samples]).to(student_levels[0].device)
+        labels = ground_truth_labels(
+            data_samples, self.name,
+            reason="embeddings='class_regions' pools each class's region",
+            fix="use embeddings='gt_instances' on a detector").to(
+                student_levels[0].device)
         total = student_levels[0].new_zeros((), dtype=torch.float32)
         for s, t in zip(student_levels, teacher_levels):
             s_emb, s_valid = class_region_embeddings(s, labels,

@@ -82,18 +82,31 @@ def class_balanced_mean(values: torch.Tensor, classes: torch.Tensor,
 RESOLUTIONS = ('logits', 'labels')
 
 
-def ground_truth_labels(data_samples: Sequence[BaseDataElement],
-                        term: str) -> torch.Tensor:
-    """The batch's ``gt_sem_seg`` maps stacked to (N, H, W)."""
+def ground_truth_labels(
+        data_samples: Sequence[BaseDataElement], term: str,
+        reason: str = "resolution='labels' compares the maps at the ground "
+        "truth's size",
+        fix: str = "set resolution='logits' to compare the score maps as "
+        "they are") -> torch.Tensor:
+    """The batch's ``gt_sem_seg`` maps stacked to (N, H, W).
+
+    Args:
+        data_samples: the batch's samples.
+        term: the term's name, for the messages.
+        reason: why the term needs the maps, for the message.
+        fix: what to change instead, for the message.
+
+    Raises:
+        ValueError: a sample without ``gt_sem_seg``, or maps of different
+            sizes in one batch.
+    """
     try:
         maps = [sample.gt_sem_seg.data for sample in data_samples]
     except AttributeError:
         raise ValueError(
-            f"Term {term!r}: resolution='labels' compares the maps at the "
-            f"ground truth's size and needs each data sample's "
-            f"gt_sem_seg (a segmentor's LoadAnnotations gives it); set "
-            f"resolution='logits' to compare the score maps as they "
-            f"are.") from None
+            f"Term {term!r}: {reason} and needs each data sample's "
+            f"gt_sem_seg (a segmentor's LoadAnnotations gives it); "
+            f"{fix}.") from None
     sizes = {tuple(m.shape[-2:]) for m in maps}
     if len(sizes) != 1:
         raise ValueError(

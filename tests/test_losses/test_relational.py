@@ -278,6 +278,17 @@ def test_end_to_end_on_a_tiny_segmentor(tmp_path, seg_scope):
     assert grad is not None and grad.abs().sum() > 0
 
 
+def test_class_regions_without_label_maps_name_the_fix():
+    term = RelationalKD('a', 'b', embeddings='class_regions', num_classes=4)
+    term.name = 'rkd'
+    maps = torch.randn(2, 3, 8, 8)
+    term.setup([maps], [maps], None)
+    samples = _det_samples([[[2, 2, 30, 30]], [[0, 30, 40, 64]]])
+    with pytest.raises(
+            ValueError, match=r"'rkd'.*class_regions.*gt_sem_seg.*instances"):
+        term(maps, maps, samples, iteration=0)
+
+
 def test_under_autocast_the_loss_is_float32():
     torch.manual_seed(0)
     samples = _det_samples([[[2, 2, 30, 30], [20, 10, 60, 40]],
