@@ -302,12 +302,15 @@ class ModelRecorder:
 
 
 def recorded_tensors(value: Any) -> List[torch.Tensor]:
-    """Every tensor in a record (nested tuples, lists, dicts and the
-    results of recorded method calls), e.g. to check they are finite."""
+    """Every tensor in a record (nested tuples, lists, dicts, the results
+    of recorded method calls, and a single call's arguments and result),
+    e.g. to check they are finite."""
     if isinstance(value, torch.Tensor):
         return [value]
     if isinstance(value, MethodCalls):
         value = [call.result for calls in value.values() for call in calls]
+    elif isinstance(value, MethodCall):
+        value = [value.args, value.kwargs, value.result]
     elif isinstance(value, dict):
         value = list(value.values())
     if isinstance(value, (list, tuple)):

@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 from mmengine.structures import BaseDataElement
 
-from ..recorders import MethodCall, ReadSpec
+from ..recorders import MethodCall, ReadSpec, recorded_tensors
 
 #: how many different inputs one image may give the teacher (a
 #: horizontal flip gives two) before the pipeline counts as random
@@ -78,41 +78,60 @@ def check_batch_first(value: Any, batch_size: int, where: str) -> None:
             'Remove cache_outputs from this teacher\'s config.')
 
 
-def take_sample(value: Any, index: int) -> Any:
+def take_sample(value: Any, index: int,
+                memo: Optional[Dict[int, torch.Tensor]] = None) -> Any:
     """Sample ``index`` of a batch-first record, as a batch of one, on the
-    CPU (copied, so that it keeps no reference to the batch)."""
+    CPU (copied, so that it keeps no reference to the batch).
+
+    ``memo`` (``{id(batch tensor): sample}``), shared by the records of one
+    sample, keeps one copy of a tensor that several records hold (a neck's
+    outputs are also its head's call arguments)."""
+    memo = {} if memo is None else memo
     if isinstance(value, torch.Tensor):
-        return value[index:index + 1].detach().to('cpu', copy=True)
+        if id(value) not in memo:
+            memo[id(value)] = value[index:index + 1].detach().to(
+                'cpu', copy=True)
+        return memo[id(value)]
     if isinstance(value, MethodCall):
         return MethodCall(value.owner, value.name,
-                          take_sample(value.args, index),
-                          take_sample(value.kwargs, index),
-                          take_sample(value.result, index), value.key)
+                          take_sample(value.args, index, memo),
+                          take_sample(value.kwargs, index, memo),
+                          take_sample(value.result, index, memo), value.key)
     if isinstance(value, dict):
-        return {key: take_sample(item, index) for key, item in value.items()}
+        return {key: take_sample(item, index, memo)
+                for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(take_sample(item, index) for item in value)
+        return type(value)(take_sample(item, index, memo) for item in value)
     return value
 
 
-def stack_samples(samples: Sequence[Any], device: torch.device) -> Any:
+def stack_samples(samples: Sequence[Any], device: torch.device,
+                  memo: Optional[Dict[tuple, torch.Tensor]] = None) -> Any:
     """The batch of :func:`take_sample` records, on ``device``: tensors
     concatenated along the first dimension; everything else as in the
-    first sample."""
+    first sample. ``memo``, shared by the records of one batch, stacks a
+    tensor the samples share between records once, so the batch shares it
+    as the teacher's own records did."""
+    memo = {} if memo is None else memo
     first = samples[0]
     if isinstance(first, torch.Tensor):
-        return torch.cat(list(samples)).to(device)
+        key = tuple(id(sample) for sample in samples)
+        if key not in memo:
+            memo[key] = torch.cat(list(samples)).to(device)
+        return memo[key]
     if isinstance(first, MethodCall):
         return MethodCall(
             first.owner, first.name,
-            stack_samples([c.args for c in samples], device),
-            stack_samples([c.kwargs for c in samples], device),
-            stack_samples([c.result for c in samples], device), first.key)
+            stack_samples([c.args for c in samples], device, memo),
+            stack_samples([c.kwargs for c in samples], device, memo),
+            stack_samples([c.result for c in samples], device, memo),
+            first.key)
     if isinstance(first, dict):
-        return {key: stack_samples([s[key] for s in samples], device)
+        return {key: stack_samples([s[key] for s in samples], device, memo)
                 for key in first}
     if isinstance(first, (list, tuple)):
-        return type(first)(stack_samples([s[i] for s in samples], device)
+        return type(first)(stack_samples([s[i] for s in samples], device,
+                                         memo)
                            for i in range(len(first)))
     return first
 
@@ -127,16 +146,9 @@ def input_key(image: torch.Tensor) -> bytes:
 
 
 def record_bytes(value: Any) -> int:
-    """The bytes of the tensors in a record."""
-    if isinstance(value, torch.Tensor):
-        return value.numel() * value.element_size()
-    if isinstance(value, MethodCall):
-        value = [value.args, value.kwargs, value.result]
-    elif isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(record_bytes(item) for item in value)
-    return 0
+    """The bytes of the distinct tensors in a record."""
+    tensors = {id(t): t for t in recorded_tensors(value)}
+    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 class TeacherOutputCache:
@@ -208,8 +220,9 @@ class TeacherOutputCache:
     def store(self, keys: Sequence[bytes], records: Records) -> None:
         """Keep the records of a batch whose samples have ``keys``."""
         for i, key in enumerate(keys):
+            memo = {}
             self._entries[key] = {
-                spec: [take_sample(value, i) for value in values]
+                spec: [take_sample(value, i, memo) for value in values]
                 for spec, values in records.items()}
         if self.bytes_per_sample is None and keys:
             self.bytes_per_sample = record_bytes(
@@ -222,12 +235,8 @@ class TeacherOutputCache:
         self.misses += fresh
         self.hits += len(keys) - fresh
         entries = [self._entries[key] for key in keys]
-        return {spec: [stack_samples([e[spec][i] for e in entries], device)
+        memo = {}
+        return {spec: [stack_samples([e[spec][i] for e in entries], device,
+                                     memo)
                        for i in range(len(values))]
                 for spec, values in entries[0].items()}
-
-    def clear(self) -> None:
-        """Forget every record (e.g. after the teacher's weights change)."""
-        self._entries.clear()
-        self._variants.clear()
-

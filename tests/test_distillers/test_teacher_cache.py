@@ -8,8 +8,8 @@ from mmengine.structures import BaseDataElement
 from mmkd import Distiller
 from mmkd.distillers.probe import make_probe_batch
 from mmkd.distillers.teacher_cache import (MAX_VARIANTS, TeacherOutputCache,
-                                           check_batch_first, stack_samples,
-                                           take_sample)
+                                           check_batch_first, record_bytes,
+                                           stack_samples, take_sample)
 from mmkd.recorders import MethodCall
 
 # neck features, dense head calls and class KD: the recipe's kinds of record
@@ -51,7 +51,11 @@ def test_take_and_stack_restore_a_batch_of_calls():
     assert samples[0]['neck'][0].shape == (1, 4, 5, 5)
     # a copy: the kept sample holds no view of the batch's storage
     assert samples[0]['neck'][0].untyped_storage().nbytes() == 4 * 25 * 4
+    # the neck's outputs, also the head call's arguments, are kept once
+    assert samples[0]['neck'][0] is samples[0]['head'][0].args[0][0]
+    assert record_bytes(samples[0]) == 4 * (4 * 25 + 4 * 4 + 6 * 25 + 2 * 25)
     batch = stack_samples(samples, torch.device('cpu'))
+    assert batch['neck'][1] is batch['head'][0].args[0][1]
     assert torch.equal(batch['neck'][1], feats[1][[2, 0]])
     stacked = batch['head'][0]
     assert stacked.owner is call.owner and stacked.key == 'forward'
