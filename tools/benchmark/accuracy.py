@@ -260,8 +260,14 @@ METHODS = {
     ('det', 'feature_imitation+ld+soft_targets'):
     'det/feature-imitation-ld-soft-targets_neck-head_digits_gfl_'
     'r18w32_r18w16.py',
+    ('det', 'feature_imitation+ld+dkd'):
+    'det/feature-imitation-ld-dkd_neck-head_digits_gfl_r18w32_r18w16.py',
+    ('det', 'pkd+ld'):
+    'det/pkd-ld_neck-head_digits_gfl_r18w32_r18w16.py',
     ('seg', 'cwd+dist'):
     'seg/cwd-dist_logits_digits_fcn_r18w32_r18w16-d8.py',
+    ('seg', 'cwd+dist+pair'):
+    'seg/cwd-dist-pair_logits-head_digits_fcn_r18w32_r18w16-d8.py',
     # what tools/recipe.py writes for the suite's teacher and student
     # (configs/bench/README.md gives the command)
     ('det', 'recipe'): 'det/recipe_digits_gfl_r18w32_r18w16.py',
