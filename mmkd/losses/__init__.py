@@ -11,6 +11,7 @@ from .dense_head_term import DenseHeadTerm
 from .detr_matching import HungarianMatchingKD
 from .detr_points import ConsistentPointsKD
 from .detr_query_group import QueryPriorAssignmentKD
+from .detr_target_aware import TargetAwareFeatureKD
 from .dist import DISTKD, dist_loss
 from .factor_transfer import FactorTransfer
 from .feature import FeatureImitation, weighted_squared_error
@@ -46,7 +47,8 @@ __all__ = ['ActivationBoundaryKD', 'activation_boundary_loss',
            'LocalizationDistillation', 'TeacherBoundedRegression',
            'ChannelWiseKD', 'channel_wise_divergence',
            'DISTKD', 'dist_loss', 'HungarianMatchingKD', 'ConsistentPointsKD',
-           'QueryPriorAssignmentKD', 'FactorTransfer', 'PearsonFeatureKD',
+           'QueryPriorAssignmentKD', 'TargetAwareFeatureKD', 'FactorTransfer',
+           'PearsonFeatureKD',
            'pearson_feature_loss', 'FocalGlobalKD',
            'GlobalContextRelation', 'MaskedGenerativeKD',
            'AdversarialTerm', 'HolisticAdversarialKD', 'gradient_penalty',

@@ -329,8 +329,12 @@ def test_family_builds_and_trains_as_a_student(name, tmp_path):
             assert all(p.grad is None for p in model.parameters())
 
 
-#: the DETR-family students and the query-head terms they train with
-QUERY_TERMS = {'match': dict(type='HungarianMatchingKD')}
+#: the query-level terms every DETR-family student trains with, and the
+#: student module their gradients must reach
+QUERY_TERMS = {
+    'match': (dict(type='HungarianMatchingKD'), 'bbox_head'),
+    'target_aware': (dict(type='TargetAwareFeatureKD', topk=10), 'neck'),
+}
 
 
 #: the DETR-family students of FAMILIES
@@ -351,7 +355,7 @@ def test_detr_family_trains_with_each_query_term(name, term, tmp_path):
             teacher=dict(config=dict(default_scope=family.scope,
                                      model=model_cfg),
                          checkpoint=ckpt),
-            distill={term: QUERY_TERMS[term]}, probe_size=(64, 64))
+            distill={term: QUERY_TERMS[term][0]}, probe_size=(64, 64))
         init_as_the_runner_does(model)
         model.train()
         torch.manual_seed(0)
@@ -361,8 +365,9 @@ def test_detr_family_trains_with_each_query_term(name, term, tmp_path):
     distill = losses[f'loss_distill_{term}']
     assert torch.isfinite(distill) and distill > 0
     distill.backward()
+    reached = model.student.get_submodule(QUERY_TERMS[term][1])
     assert any(p.grad is not None and p.grad.abs().sum() > 0
-               for p in model.student.bbox_head.parameters())
+               for p in reached.parameters())
     assert all(p.grad is None for p in model.teacher.parameters())
 
 
@@ -547,3 +552,44 @@ def test_a_detr_teacher_teaches_a_cnn_student_through_its_neck_maps(
         losses = model.loss(torch.rand_like(inputs) * 255, samples)
     assert torch.isfinite(losses['loss_distill_fpn'])
     assert losses['loss_distill_fpn'] > 0
+
+
+def test_target_aware_masks_from_a_detr_teacher_teach_a_cnn_student(
+        tmp_path):
+    """DETRDistill's target-aware feature term needs a DETR teacher (its
+    queries make the mask), not a DETR student: a RetinaNet learns from a
+    DETR's neck map through it; a CNN teacher, which has no decoder
+    queries, is refused with a message saying what to use instead."""
+    retinanet = _model_config(FAMILIES['retinanet'])
+    detr = _model_config(FAMILIES['detr'])
+    term = dict(type='TargetAwareFeatureKD', student='neck.fpn_convs.2',
+                topk=5)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        ckpt = save_teacher(detr, str(tmp_path / 'detr.pth'), 'mmdet')
+        model = Distiller(
+            student=copy.deepcopy(retinanet),
+            teacher=dict(config=dict(default_scope='mmdet',
+                                     model=copy.deepcopy(detr)),
+                         checkpoint=ckpt),
+            distill=dict(target_aware=term), probe_size=(64, 64))
+        init_as_the_runner_does(model)
+        model.train()
+        inputs, samples = make_probe_batch(model.student, (64, 64))
+        losses = model.loss(torch.rand_like(inputs) * 255, samples)
+        loss = losses['loss_distill_target_aware']
+        assert torch.isfinite(loss) and loss > 0
+        loss.backward()
+        assert model.student.neck.fpn_convs[2].conv.weight.grad.abs().sum() > 0
+
+        cnn_ckpt = save_teacher(retinanet, str(tmp_path / 'cnn.pth'),
+                                'mmdet')
+        with pytest.raises(TypeError,
+                           match='no forward_transformer.*FeatureImitation'):
+            Distiller(
+                student=copy.deepcopy(detr),
+                teacher=dict(config=dict(default_scope='mmdet',
+                                         model=copy.deepcopy(retinanet)),
+                             checkpoint=cnn_ckpt),
+                distill=dict(target_aware=dict(
+                    type='TargetAwareFeatureKD', student='neck')),
+                probe_size=(64, 64))

@@ -1,11 +1,13 @@
-# DETRDistill's three parts as the authors' released Deformable DETR recipe
-# runs them (Chang et al., ICCV 2023; their mmdet 2.x config
+# DETRDistill's three parts as the authors' released code trains them
+# (Chang et al., ICCV 2023; their mmdet 2.x Distiller.forward_train with
 # deformdetr_r101_2x_distill_r50_LayerbyLayer_CL_teachergroup.py), on the
 # paper's pair: Deformable DETR R101 (COCO 44.8 in the paper) into R50
 # (44.1 alone, 46.6 distilled):
 # - Hungarian-matching logits distillation of every decoder layer (1/5/2);
-# - FGD on every neck level (the released code's feature part, in place of
-#   the paper's target-aware mask; temperature 0.5, 1e-3/5e-4/5e-4/5e-6);
+# - target-aware feature distillation on every neck level: the teacher's
+#   top-100 queries (class score x IoU with the ground truth) of every
+#   decoder layer weight each location by their cosine similarity with
+#   the teacher's map (weight 1);
 # - the teacher query group: the teacher's query embeddings through the
 #   student's decoder, trained under the teacher's assignment (both
 #   decoders are 256 wide).
@@ -28,7 +30,6 @@ model = dict(
         match=dict(type='HungarianMatchingKD', cls_weight=1.0,
                    l1_weight=5.0, giou_weight=2.0, score_reweight=True,
                    loss_weight=1.0),
-        fgd=dict(type='FocalGlobalKD', student='neck', teacher='neck',
-                 temperature=0.5, alpha_fg=1e-3, beta_bg=5e-4,
-                 gamma_attention=5e-4, lambda_global=5e-6),
+        target_aware=dict(type='TargetAwareFeatureKD', student='neck',
+                          topk=100, teacher_layers='all', loss_weight=1.0),
         group=dict(type='QueryPriorAssignmentKD', loss_weight=1.0)))
