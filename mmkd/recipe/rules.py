@@ -23,7 +23,8 @@ reason through :mod:`mmkd.recipe.evidence`):
 - **Two R-CNNs**: Chen et al. (NeurIPS 2017) complete: the hint on the
   FPN, soft targets with background weight and teacher-bounded regression
   on the RPN and on the R-CNN head (``det_rcnn`` +0.157 AP, its best row).
-- **DETRs**: neck imitation only; no query-level DETR term is measured.
+- **DETRs**: neck imitation only; no DETR-family term (query-level or
+  DETRDistill's target-aware features) is measured on a digits suite.
 - **Segmentors**: CWD on the class logits (Shu et al., ICCV 2021, τ 4,
   weight 3: ``seg`` +32.3 mIoU) and DIST (Huang et al., NeurIPS 2022:
   +19.3 mIoU) on the same logits.
@@ -342,27 +343,36 @@ def two_stage_pair(recipe: Recipe) -> None:
     roi_terms(recipe)
 
 
-def registered_query_terms() -> List[str]:
-    """Names of the registered DETR query-level terms (subclasses of
-    ``QueryHeadTerm``), if any."""
+#: the base classes (or classes) of the DETR-family terms
+DETR_TERM_BASES = ('QueryHeadTerm', 'DecoderQueryTerm', 'TargetAwareFeatureKD')
+
+
+def registered_detr_terms() -> List[str]:
+    """Names of the registered DETR-family terms: those reading query
+    heads (``QueryHeadTerm``), those running extra queries through the
+    decoders (``DecoderQueryTerm``) and DETRDistill's target-aware
+    feature term."""
     from ..registry import MODELS
     return sorted(name for name, cls in MODELS.module_dict.items()
                   if isinstance(cls, type) and any(
-                      base.__name__ == 'QueryHeadTerm'
-                      for base in cls.__mro__[1:]))
+                      base.__name__ in DETR_TERM_BASES
+                      for base in cls.__mro__))
 
 
 def detr_pair(recipe: Recipe) -> None:
     """A DETR on either side: the neck only."""
     same_arch = recipe.teacher.arch == recipe.student.arch
     neck_term(recipe, homogeneous=same_arch)
-    query_terms = registered_query_terms()
-    if query_terms:
-        recipe.leave_out(f'query-level DETR terms ({", ".join(query_terms)})',
-                         'not measured on a digits suite yet; add them by '
-                         'hand (configs/det/detrdistill/)')
+    detr_terms = registered_detr_terms()
+    if detr_terms:
+        recipe.leave_out(
+            'DETR-family terms',
+            f'{", ".join(detr_terms)}: not measured on a digits suite yet '
+            '(these CPUs train no usable '
+            'digits DETR teacher: docs/evidence.md); add them by hand '
+            '(configs/det/detrdistill/, configs/det/kd_detr/)')
     else:
-        recipe.leave_out('query-level DETR terms', 'not in mmkd yet')
+        recipe.leave_out('DETR-family terms', 'not in mmkd yet')
     recipe.notes.append('DETR family: only the neck is distilled.')
 
 

@@ -201,7 +201,12 @@ def test_family_recipe_builds_and_trains(name, tmp_path):
     for item in recipe.left_out:
         assert item.method in text
     if 'detr' in name or name == 'dino':
-        assert any('DETR' in item.method for item in recipe.left_out)
+        detr = [item for item in recipe.left_out
+                if item.method == 'DETR-family terms']
+        # every registered DETR-family term is named, query-level or not
+        assert len(detr) == 1 and all(term in detr[0].reason for term in (
+            'HungarianMatchingKD', 'QueryPriorAssignmentKD',
+            'ConsistentPointsKD', 'TargetAwareFeatureKD'))
     if name == 'htc':
         assert any('cascade' in item.reason for item in recipe.left_out)
     _train_two_iterations(out)
