@@ -156,8 +156,8 @@ class TargetAwareFeatureKD(AlignedFeatureTerm):
     (DETR, Deformable DETR, Conditional DETR, DAB-DETR, DINO),
     whose neck width equals its queries' (true of mmdet's configs); the
     student may be any detector whose ``student`` module gives as many
-    maps of the same sizes (a CNN student learns from a DETR teacher the
-    same way).
+    maps (each adapted to the teacher's width and resized to its H×W), so
+    a CNN student learns from a DETR teacher the same way.
 
     Args:
         student: the student's feature maps. Default ``'neck'``.
