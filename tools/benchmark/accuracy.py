@@ -264,6 +264,8 @@ METHODS = {
     'det/feature-imitation-ld-dkd_neck-head_digits_gfl_r18w32_r18w16.py',
     ('det', 'pkd+ld'):
     'det/pkd-ld_neck-head_digits_gfl_r18w32_r18w16.py',
+    ('det', 'feature_imitation_w2+ld'):
+    'det/feature-imitation-w2-ld_neck-head_digits_gfl_r18w32_r18w16.py',
     ('seg', 'cwd+dist'):
     'seg/cwd-dist_logits_digits_fcn_r18w32_r18w16-d8.py',
     ('seg', 'cwd+dist+pair'):
