@@ -5,12 +5,8 @@
 # published CrossKD + PKD recipe's shape), each term with its
 # single-method weight.
 # tools/benchmark/accuracy.py fills in the teacher checkpoint it trains.
-_base_ = './pkd_neck_digits_gfl_r18w32_r18w16.py'
+_base_ = './feature-imitation-ld_neck-head_digits_gfl_r18w32_r18w16.py'
 
-model = dict(distill=dict(
-    ld=dict(type='LocalizationDistillation', region='main', temperature=10,
-            loss_weight=0.25),
-    ld_vlr=dict(type='LocalizationDistillation', region='valuable',
-                temperature=10, vlr_low=0.25, loss_weight=0.25),
-    cls_kd=dict(type='HeadClassificationKD', region='main', temperature=2,
-                loss_weight=10)))
+model = dict(distill=dict(fpn=dict(
+    _delete_=True, type='PearsonFeatureKD', student='neck', teacher='neck',
+    adaptor=dict(type='ConvAdaptor'), loss_weight=10.0)))
