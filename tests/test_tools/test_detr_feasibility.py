@@ -34,3 +34,16 @@ def test_feasibility_run_appends_a_record_with_its_ap_curve(tmp_path,
     assert record['model'] == 'configs/bench/_base_/digits_dab-detr_r18w16.py'
     assert record['cpu_seconds'] > 0 and record['iters'] == 4
     DefaultScope._instance_dict.clear()  # the runner's scope
+
+
+def test_the_digits_dino_trains_and_is_recorded_under_its_config(tmp_path):
+    out = tmp_path / 'records.jsonl'
+    record = detr_feasibility.main([
+        '--model', 'dino-student', '--iters', '2', '--batch-size', '2',
+        '--num-train', '4', '--num-val', '2',
+        '--work-dir', str(tmp_path / 'work'), '--out', str(out)])
+    assert record['model'] == 'configs/bench/_base_/digits_dino_r18w16.py'
+    assert 0.0 <= record['AP'] <= 1.0 and record['iters'] == 2
+    assert osp.isdir(tmp_path / 'work' /
+                     f'digits_dino_r18w16_{record["config_hash"]}')
+    DefaultScope._instance_dict.clear()  # the runner's scope

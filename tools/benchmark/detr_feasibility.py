@@ -1,8 +1,9 @@
 """Can these CPUs train a usable DETR-family teacher on the digits set?
 
-Trains the digits DAB-DETR (``configs/bench/_base_/digits_dab-detr_*.py``)
-alone on the benchmark's digits detection data, with the benchmark's
-runner (AdamW, linear warm-up then cosine, gradient clipping at 10) at a
+Trains a digits DETR (``--model``: the DAB-DETR teacher or student,
+``configs/bench/_base_/digits_dab-detr_*.py``, or the DINO ones,
+``digits_dino_*.py``) alone on the benchmark's digits detection data,
+with the benchmark's runner (AdamW, linear warm-up then cosine, gradient clipping at 10) at a
 learning rate of your choice, evaluates it with COCO AP, and appends one
 small record (metrics, iterations, learning rate, seconds, config hash) to
 ``--out`` (JSON lines), so the DETR rows of issue 19 start from measured
@@ -34,9 +35,12 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import accuracy  # noqa: E402
 from progress import ProgressHook  # noqa: E402  (tools/demo, via accuracy)
 
-MODELS = dict(
-    teacher=osp.join(accuracy.BENCH, '_base_', 'digits_dab-detr_r18w32.py'),
-    student=osp.join(accuracy.BENCH, '_base_', 'digits_dab-detr_r18w16.py'))
+MODELS = {
+    'teacher': osp.join(accuracy.BENCH, '_base_', 'digits_dab-detr_r18w32.py'),
+    'student': osp.join(accuracy.BENCH, '_base_', 'digits_dab-detr_r18w16.py'),
+    'dino-teacher': osp.join(accuracy.BENCH, '_base_', 'digits_dino_r18w32.py'),
+    'dino-student': osp.join(accuracy.BENCH, '_base_', 'digits_dino_r18w16.py'),
+}
 
 
 class APCurveHook(Hook):
@@ -108,9 +112,10 @@ def main(argv=None) -> dict:
     if recorded is not None:
         print(f'recorded in {args.out}: {json.dumps(recorded)}')
         return recorded
-    cfg.work_dir = osp.join(args.work_dir, f'dab-detr_{args.model}_{key}')
+    name = osp.splitext(osp.basename(MODELS[args.model]))[0]
+    cfg.work_dir = osp.join(args.work_dir, f'{name}_{key}')
     runner = Runner.from_cfg(cfg)
-    progress = ProgressHook(f'dab-detr {args.model}', 100)
+    progress = ProgressHook(name, 100)
     curve = APCurveHook()
     runner.register_hook(progress)
     runner.register_hook(curve)
