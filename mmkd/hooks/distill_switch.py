@@ -6,7 +6,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from ..registry import HOOKS
-from ..utils.validation import check_iterations
+from ..utils.validation import check_fraction, check_iterations
 
 
 @HOOKS.register_module()
@@ -27,13 +27,20 @@ class DistillSwitchHook(Hook):
         stop_epoch: the first epoch (0-based, as ``runner.epoch``) without
             distillation; for epoch-based loops. MMYOLO: 280 of 300.
         stop_iter: the first iteration (0-based, as ``runner.iter``)
-            without distillation; give this or ``stop_epoch``.
+            without distillation.
+        stop_fraction: the fraction of training (of ``runner.max_iters``,
+            which epoch-based loops count too) after which distillation
+            stops, e.g. ``2 / 3`` for the last third without it; the same
+            config then suits any schedule. Give exactly one of
+            ``stop_epoch``, ``stop_iter`` and ``stop_fraction``.
         terms: names of the terms to switch off (keys of the distiller's
             ``distill``); ``None`` (default) for all of them.
 
     Examples:
         >>> custom_hooks = [
         ...     dict(type='mmkd.DistillSwitchHook', stop_epoch=280)]
+        >>> custom_hooks = [
+        ...     dict(type='mmkd.DistillSwitchHook', stop_fraction=2 / 3)]
     """
 
     priority = 'NORMAL'
@@ -41,13 +48,18 @@ class DistillSwitchHook(Hook):
     def __init__(self,
                  stop_epoch: Optional[int] = None,
                  stop_iter: Optional[int] = None,
-                 terms: Optional[Sequence[str]] = None) -> None:
-        if (stop_epoch is None) == (stop_iter is None):
+                 terms: Optional[Sequence[str]] = None,
+                 stop_fraction: Optional[float] = None) -> None:
+        given = [stop_epoch, stop_iter, stop_fraction]
+        if sum(value is not None for value in given) != 1:
             raise ValueError(
                 'DistillSwitchHook needs exactly one of stop_epoch (the '
-                'first epoch without distillation) and stop_iter (the '
-                f'first iteration); got stop_epoch={stop_epoch!r}, '
-                f'stop_iter={stop_iter!r}.')
+                'first epoch without distillation), stop_iter (the first '
+                'iteration) and stop_fraction (the fraction of training '
+                f'with it); got stop_epoch={stop_epoch!r}, '
+                f'stop_iter={stop_iter!r}, stop_fraction={stop_fraction!r}.')
+        self.stop_fraction = None if stop_fraction is None else \
+            check_fraction(stop_fraction, 'stop_fraction')
         self.stop_epoch = None if stop_epoch is None else \
             check_iterations(stop_epoch, 'stop_epoch')
         self.stop_iter = None if stop_iter is None else \
@@ -78,6 +90,8 @@ class DistillSwitchHook(Hook):
 
     def before_train(self, runner) -> None:
         self._terms(runner)  # fail before the first step on a bad name
+        if self.stop_fraction is not None:
+            self.stop_iter = int(round(self.stop_fraction * runner.max_iters))
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:

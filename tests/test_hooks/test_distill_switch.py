@@ -109,7 +109,22 @@ def test_unknown_term_fails_before_training(tmp_path, runner_state_restored):
     assert recorder.rows == []
 
 
-@pytest.mark.parametrize('kwargs', [dict(), dict(stop_epoch=1, stop_iter=1)])
+def test_off_for_the_last_fraction_of_an_epoch_based_schedule(
+        tmp_path, runner_state_restored):
+    # 3 epochs of 2 iterations: 2/3 of 6 iterations -> off from the fifth
+    hook = dict(type='mmkd.DistillSwitchHook', stop_fraction=2 / 3)
+    runner, recorder = _runner(tmp_path, hook,
+                               dict(by_epoch=True, max_epochs=3))
+    runner.train()
+    assert len(recorder.rows) == 6
+    for i, row in enumerate(recorder.rows):
+        for value in row.values():
+            assert (value == 0.0) == (i >= 4), (i, row)
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(), dict(stop_epoch=1, stop_iter=1),
+    dict(stop_iter=1, stop_fraction=0.5)])
 def test_needs_exactly_one_stop(kwargs):
     with pytest.raises(ValueError, match='exactly one'):
         DistillSwitchHook(**kwargs)
@@ -118,6 +133,8 @@ def test_needs_exactly_one_stop(kwargs):
 def test_negative_stop_is_refused():
     with pytest.raises(ValueError, match='stop_epoch'):
         DistillSwitchHook(stop_epoch=-1)
+    with pytest.raises(ValueError, match='stop_fraction'):
+        DistillSwitchHook(stop_fraction=1.5)
 
 
 def test_switched_off_term_keeps_its_parameters_in_the_graph():

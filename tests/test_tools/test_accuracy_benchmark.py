@@ -765,3 +765,26 @@ def test_iteration_overrides_are_one_count_or_one_per_task():
                       ('0', 'must be positive')]:
         with pytest.raises(argparse.ArgumentTypeError, match=says):
             accuracy.iterations_by_task(bad)
+
+
+def test_a_rows_own_hooks_train_with_it_and_other_rows_get_none(
+        tmp_path, runner_state_restored):
+    """A method config's custom_hooks (here DistillSwitchHook, off for the
+    last third) join its runs; rows without any keep their run configs."""
+    assert accuracy.method_custom_hooks(
+        accuracy.method_config(('seg', 'cwd+dist'))) == []
+    row = ('seg', 'cwd+dist_off_last_third')
+    assert accuracy.method_custom_hooks(accuracy.method_config(row)) == [
+        dict(type='mmkd.DistillSwitchHook', stop_fraction=2 / 3)]
+    records = tmp_path / 'records'
+    accuracy.main(['--quick', '--methods', 'seg:cwd+dist_off_last_third',
+                   '--seeds', '0', '--student-iters', '3', '--out',
+                   str(tmp_path / 'docs'), '--work-dir', str(tmp_path / 'w'),
+                   '--records', str(records)])
+    record = json.loads(next(records.glob(
+        'seg_cwd+dist_off_last_third_seed0_*.json')).read_text())
+    # 3 iterations: on for the first two (round(2/3 * 3) = 2), off after
+    for name in ('loss_distill_logits', 'loss_distill_relations'):
+        curve = record['losses'][name]
+        assert len(curve) == 3 and curve[0] > 0 and curve[1] > 0
+        assert curve[2] == 0.0

@@ -268,6 +268,8 @@ METHODS = {
     'det/feature-imitation-w2-ld_neck-head_digits_gfl_r18w32_r18w16.py',
     ('seg', 'cwd+dist'):
     'seg/cwd-dist_logits_digits_fcn_r18w32_r18w16-d8.py',
+    ('seg', 'cwd+dist_off_last_third'):
+    'seg/cwd-dist-off-last-third_logits_digits_fcn_r18w32_r18w16-d8.py',
     ('seg', 'cwd+dist+pair'):
     'seg/cwd-dist-pair_logits-head_digits_fcn_r18w32_r18w16-d8.py',
     # what tools/recipe.py writes for the suite's teacher and student
@@ -715,6 +717,16 @@ def method_optim_wrapper(method_config: str,
                 discriminator=declared['discriminator'].to_dict())
 
 
+def method_custom_hooks(method_config: str) -> List[dict]:
+    """The hooks a method's config declares (``custom_hooks``, e.g.
+    ``mmkd.DistillSwitchHook`` switching its terms off for the end of
+    training), which its runs train with beside the harness's; none for
+    most rows, whose run configs (and hashes) stay as they were."""
+    hooks = Config.fromfile(method_config).get('custom_hooks') or []
+    return [hook.to_dict() if hasattr(hook, 'to_dict') else dict(hook)
+            for hook in hooks]
+
+
 def summarize(values: Sequence[float]) -> Tuple[float, float]:
     """Mean and sample standard deviation (0 for one value)."""
     values = list(values)
@@ -802,6 +814,9 @@ def run_benchmark(methods: List[Tuple[str, str]], seeds: List[int],
                              sched['student_batch_size'])
         cfg.optim_wrapper = method_optim_wrapper(
             path, cfg.optim_wrapper.to_dict())
+        hooks = method_custom_hooks(path)
+        if hooks:
+            cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + hooks
         return cfg
 
     def born_again(suite: str, path: str, last: int, seed: int,
