@@ -181,6 +181,9 @@ class TargetAwareFeatureKD(AlignedFeatureTerm):
         ...     match=dict(type='HungarianMatchingKD'))
     """
 
+    #: the mask is built from one teacher's own queries
+    teacher_ensembles = False
+
     def __init__(self,
                  student: str = 'neck',
                  teacher_head: str = 'bbox_head',
@@ -216,8 +219,6 @@ class TargetAwareFeatureKD(AlignedFeatureTerm):
             raise ValueError('floor must be > 0: the mask is divided by its '
                              'maximum, which a floor of 0 lets be 0.')
         self.layer_indices: List[int] = []
-
-    teacher_ensembles = False
 
     def bind_models(self, student: nn.Module,
                     teachers: Sequence[ModelSlot]) -> None:
@@ -286,10 +287,11 @@ class TargetAwareFeatureKD(AlignedFeatureTerm):
                 f'for a teacher decoder of {depth} layers.')
         return [i % depth for i in self.teacher_layers]
 
-    def location_weights(self, teacher: TeacherTransformer,
-                         data_samples: Sequence[BaseDataElement]
-                         ) -> List[List[Tensor]]:
-        """Per selected teacher layer, one ``(B, 1, H, W)`` mask a level."""
+    def layer_masks(self, teacher: TeacherTransformer,
+                    data_samples: Sequence[BaseDataElement]
+                    ) -> List[List[Tensor]]:
+        """Per selected teacher layer, one ``(B, 1, H, W)`` mask a level
+        (:func:`target_aware_mask`)."""
         gt_boxes = [getattr(s.gt_instances.bboxes, 'tensor',
                             s.gt_instances.bboxes) for s in data_samples]
         factors = teacher.boxes.new_tensor(
@@ -308,13 +310,25 @@ class TargetAwareFeatureKD(AlignedFeatureTerm):
                           for f in teacher.features])
         return masks
 
+    def location_weights(self, teacher: TeacherTransformer,
+                         data_samples: Sequence[BaseDataElement]
+                         ) -> List[Tensor]:
+        """The weight each location's squared error gets, one
+        ``(B, 1, H, W)`` map a level: ``Σ_layers M²``, since
+        ``(M·s − M·t)² = M²·(s − t)²`` (what ``tools/feature_maps.py``
+        draws)."""
+        per_layer = self.layer_masks(teacher, data_samples)
+        return [sum(masks[level].pow(2) for masks in per_layer)
+                for level in range(len(teacher.features))]
+
     def compute(self, student_levels: List[Tensor],
                 teacher: TeacherTransformer,
                 data_samples: Sequence[BaseDataElement]) -> Tensor:
+        """``Σ_levels mean(W·(A(s) − t)²)`` with ``W = Σ_layers M²``: the
+        masked MSE of every layer, summed, in one pass over each map."""
         student_levels = self.align(student_levels, teacher.features)
         loss = student_levels[0].new_zeros((), dtype=torch.float32)
-        for layer_masks in self.location_weights(teacher, data_samples):
-            for mask, s, t in zip(layer_masks, student_levels,
-                                  teacher.features):
-                loss = loss + F.mse_loss(mask * s.float(), mask * t.float())
+        for weight, s, t in zip(self.location_weights(teacher, data_samples),
+                                student_levels, teacher.features):
+            loss = loss + (weight * (s.float() - t.float()).pow(2)).mean()
         return loss

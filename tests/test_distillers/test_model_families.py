@@ -580,6 +580,15 @@ def test_target_aware_masks_from_a_detr_teacher_teach_a_cnn_student(
         assert torch.isfinite(loss) and loss > 0
         loss.backward()
         assert model.student.neck.fpn_convs[2].conv.weight.grad.abs().sum() > 0
+        # what the loss weighs each location by, as tools/feature_maps.py
+        # draws it: one map of the teacher's single level, largest 1 per
+        # layer squared and summed over its decoder layers
+        from mmkd.term_weights import term_weight_maps
+        maps = term_weight_maps(model, torch.rand_like(inputs) * 255,
+                                samples)['target_aware']
+        layers = model.teacher.decoder.num_layers
+        assert len(maps) == 1 and maps[0].dim() == 2
+        assert 0 < maps[0].max() <= layers + 1e-5
 
         cnn_ckpt = save_teacher(retinanet, str(tmp_path / 'cnn.pth'),
                                 'mmdet')

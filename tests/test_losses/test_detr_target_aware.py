@@ -99,6 +99,16 @@ def test_loss_is_the_masked_mse_summed_over_teacher_layers(
     assert torch.isclose(loss, torch.tensor(per_layer * expected_layers))
 
 
+def test_location_weights_are_the_squared_masks_summed_over_layers():
+    # what the loss weighs each squared error by, and feature_maps draws
+    term = TargetAwareFeatureKD(adaptor=None, topk=2)
+    term.layer_indices = term.resolve_layers(2)
+    weights = term.location_weights(_teacher(2), [_sample()])
+    assert len(weights) == 1 and weights[0].shape == (1, 1, 1, 3)
+    mask = torch.tensor([1.0, 0.5, 0.02])
+    assert torch.allclose(weights[0].flatten(), 2 * mask ** 2)
+
+
 def test_gradients_reach_the_student_map_and_its_adaptor_only():
     term = TargetAwareFeatureKD(topk=2, teacher_layers='last')
     teacher = _teacher(1)
