@@ -149,6 +149,8 @@ METHODS = {
     'det/pkd_neck_digits_gfl_r18w32_r18w16.py',
     ('det', 'fgd'):
     'det/fgd_neck_digits_gfl_r18w32_r18w16.py',
+    ('det', 'fgd_w0.1'):
+    'det/fgd-w0.1_neck_digits_gfl_r18w32_r18w16.py',
     ('det', 'mgd'):
     'det/mgd_neck_digits_gfl_r18w32_r18w16.py',
     ('seg', 'cwd'):
