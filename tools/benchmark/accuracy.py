@@ -151,6 +151,10 @@ METHODS = {
     'det/fgd_neck_digits_gfl_r18w32_r18w16.py',
     ('det', 'fgd_w0.1'):
     'det/fgd-w0.1_neck_digits_gfl_r18w32_r18w16.py',
+    ('det', 'fgd_no_attention'):
+    'det/fgd-no-attention_neck_digits_gfl_r18w32_r18w16.py',
+    ('det', 'fgd_fg_only'):
+    'det/fgd-fg-only_neck_digits_gfl_r18w32_r18w16.py',
     ('det', 'mgd'):
     'det/mgd_neck_digits_gfl_r18w32_r18w16.py',
     ('seg', 'cwd'):
