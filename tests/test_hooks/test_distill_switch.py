@@ -74,6 +74,14 @@ def _runner(tmp_path, hook, train_cfg):
     return runner, recorder
 
 
+def _assert_all_off_from(rows, first_off: int, total: int) -> None:
+    """Every term's loss is 0 exactly from iteration ``first_off`` on."""
+    assert len(rows) == total
+    for i, row in enumerate(rows):
+        for value in row.values():
+            assert (value == 0.0) == (i >= first_off), (i, row)
+
+
 def test_named_term_off_from_an_iteration(tmp_path, runner_state_restored):
     hook = dict(type='mmkd.DistillSwitchHook', stop_iter=2, terms=['fpn'])
     runner, recorder = _runner(tmp_path, hook,
@@ -94,10 +102,7 @@ def test_all_terms_off_from_an_epoch(tmp_path, runner_state_restored):
     runner, recorder = _runner(tmp_path, hook,
                                dict(by_epoch=True, max_epochs=3))
     runner.train()
-    assert len(recorder.rows) == 6
-    for i, row in enumerate(recorder.rows):
-        for value in row.values():
-            assert (value == 0.0) == (i >= 4), (i, row)
+    _assert_all_off_from(recorder.rows, 4, total=6)
 
 
 def test_unknown_term_fails_before_training(tmp_path, runner_state_restored):
@@ -116,10 +121,7 @@ def test_off_for_the_last_fraction_of_an_epoch_based_schedule(
     runner, recorder = _runner(tmp_path, hook,
                                dict(by_epoch=True, max_epochs=3))
     runner.train()
-    assert len(recorder.rows) == 6
-    for i, row in enumerate(recorder.rows):
-        for value in row.values():
-            assert (value == 0.0) == (i >= 4), (i, row)
+    _assert_all_off_from(recorder.rows, 4, total=6)
 
 
 @pytest.mark.parametrize('kwargs', [
