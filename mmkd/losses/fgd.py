@@ -33,8 +33,11 @@ At the digits benchmark's scale (GFL on ResNet-18 base 16/32, 128² inputs,
 32/64-channel necks, 1200 iterations) FGD at the RetinaNet weights costs
 0.090 AP on every one of 5 seeds, and at a tenth of those weights still
 0.070 (3 seeds), while the student's own classification loss stays as high
-in both. So the loss there is not the term's overall scale. Its cause is
-not found yet (``docs/evidence.md``). The defaults stay the paper's.
+in both. So the loss there is not the term's overall scale. The
+foreground focal term alone costs as much (2 seeds), so the harm is in how
+it weighs the boxes' cells (``1/(h·w)``, times the teacher's attentions at
+T = 0.5); which part is not found yet (``docs/evidence.md``). The
+defaults stay the paper's.
 """
 from typing import List, Optional, Sequence, Tuple, Union
 
