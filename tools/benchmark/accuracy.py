@@ -155,6 +155,8 @@ METHODS = {
     'det/fgd-no-attention_neck_digits_gfl_r18w32_r18w16.py',
     ('det', 'fgd_fg_only'):
     'det/fgd-fg-only_neck_digits_gfl_r18w32_r18w16.py',
+    ('det', 'fgd_fg_only_t100'):
+    'det/fgd-fg-only-t100_neck_digits_gfl_r18w32_r18w16.py',
     ('det', 'mgd'):
     'det/mgd_neck_digits_gfl_r18w32_r18w16.py',
     ('seg', 'cwd'):
