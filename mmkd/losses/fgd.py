@@ -34,10 +34,13 @@ At the digits benchmark's scale (GFL on ResNet-18 base 16/32, 128² inputs,
 0.090 AP on every one of 5 seeds, and at a tenth of those weights still
 0.070 (3 seeds), while the student's own classification loss stays as high
 in both. So the loss there is not the term's overall scale. The
-foreground focal term alone costs as much (2 seeds), so the harm is in how
-it weighs the boxes' cells (``1/(h·w)``, times the teacher's attentions at
-T = 0.5); which part is not found yet (``docs/evidence.md``). The
-defaults stay the paper's.
+foreground focal term alone costs as much at T = 0.5 (2 seeds), and at
+T = 100, where the teacher's attentions are nearly uniform, the same term
+gains 0.069 AP (2 seeds, ``docs/evidence.md``): on maps of another
+feature scale than COCO's RetinaNet necks, T = 0.5 concentrates the
+imitation on too few cells. The defaults stay the paper's until a
+temperature that does not depend on the feature scale is measured; on
+other maps, try a larger ``temperature`` first.
 """
 from typing import List, Optional, Sequence, Tuple, Union
 
