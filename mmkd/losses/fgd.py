@@ -36,7 +36,7 @@ At the digits benchmark's scale (GFL on ResNet-18 base 16/32, 128² inputs,
 in both. So the loss there is not the term's overall scale. The
 foreground focal term alone costs as much at T = 0.5 (2 seeds), and at
 T = 100, where the teacher's attentions are nearly uniform, the same term
-gains 0.069 AP (2 seeds, ``docs/evidence.md``): on maps of another
+gains 0.058 AP on every one of 5 seeds (``docs/evidence.md``): on maps of another
 feature scale than COCO's RetinaNet necks, T = 0.5 concentrates the
 imitation on too few cells. The defaults stay the paper's until a
 temperature that does not depend on the feature scale is measured; on
