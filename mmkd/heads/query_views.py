@@ -183,6 +183,14 @@ class QueryPredictions:
     teacher_head: Optional[nn.Module] = field(default=None, repr=False)
 
 
+def image_factors(metas: Sequence[dict], like: Tensor) -> Tensor:
+    """``(B, 4)`` each image's ``(w, h, w, h)`` from its ``img_shape``,
+    which scales normalised DETR boxes to pixels (as the head's GIoU
+    loss does), in ``like``'s dtype and device."""
+    return like.new_tensor([[m['img_shape'][1], m['img_shape'][0]] * 2
+                            for m in metas])
+
+
 def decoder_depth(forward_result: Any) -> int:
     """The number of decoder layers in a head's forward result."""
     return int(forward_result[0].shape[0])
@@ -230,8 +238,7 @@ def collect_query_predictions(student: MethodCalls, teacher: MethodCalls,
             num_pos=int(num_pos)))
     first = bind_call(calls[0])
     metas = list(first['batch_img_metas'])
-    factors = layers[0].box_student.new_tensor(
-        [[m['img_shape'][1], m['img_shape'][0]] * 2 for m in metas])
+    factors = image_factors(metas, layers[0].box_student)
     return QueryPredictions(
         layers=layers, factors=factors, num_classes=head.num_classes,
         use_sigmoid=bool(head.loss_cls.use_sigmoid), family=family,

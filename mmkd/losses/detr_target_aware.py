@@ -9,13 +9,15 @@ from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps
 from mmengine.structures import BaseDataElement
 from torch import Tensor
 
-from ..heads.query_views import query_family
+from ..heads.query_views import image_factors, query_family
+from ..masks import _gt_boxes
 from ..recorders import MethodCalls
 from ..registry import MODELS
 from ..slots import ModelSlot
 from ..utils.validation import check_fraction
 from .aligned import AlignedFeatureTerm
 from .base import as_levels, as_method_calls
+from .detr_matching import teacher_probabilities
 
 TeacherLayers = Union[str, Sequence[int]]
 
@@ -46,8 +48,9 @@ def select_target_queries(cls_logits: Tensor, boxes: Tensor,
         ``(indices, scores)``: ``(B, K)`` query indices and their
         ``(B, K)`` weights, ``K = min(topk, Q · C)``.
     """
-    probs = cls_logits.sigmoid() if use_sigmoid else \
-        cls_logits.softmax(-1)[..., :-1]
+    probs = teacher_probabilities(cls_logits, use_sigmoid)
+    if not use_sigmoid:
+        probs = probs[..., :-1]  # the background channel
     num_classes = probs.shape[-1]
     values, flat = probs.flatten(1).topk(min(topk, probs[0].numel()), dim=1)
     indices = torch.div(flat, num_classes, rounding_mode='floor')
@@ -292,11 +295,9 @@ class TargetAwareFeatureKD(AlignedFeatureTerm):
                     ) -> List[List[Tensor]]:
         """Per selected teacher layer, one ``(B, 1, H, W)`` mask a level
         (:func:`target_aware_mask`)."""
-        gt_boxes = [getattr(s.gt_instances.bboxes, 'tensor',
-                            s.gt_instances.bboxes) for s in data_samples]
-        factors = teacher.boxes.new_tensor(
-            [[s.metainfo['img_shape'][1], s.metainfo['img_shape'][0]] * 2
-             for s in data_samples])
+        gt_boxes = [_gt_boxes(s) for s in data_samples]
+        factors = image_factors([s.metainfo for s in data_samples],
+                                teacher.boxes)
         masks = []
         for layer in self.layer_indices:
             indices, scores = select_target_queries(
